@@ -1,0 +1,127 @@
+"""The ``excise`` command line (also ``python -m excise``).
+
+Each subcommand is a thin wrapper that parses arguments and calls one library function,
+imported lazily so ``excise --help`` stays fast. User errors (bad config, bad data, bad run
+directory) print one paragraph and exit with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from excise.errors import UserError
+
+# subcommand -> "module:function"; each function takes the parsed argparse namespace.
+COMMANDS = {
+    "train": "excise.train.runner:cli_train",
+    "eval": "excise.eval.cli:cli_eval",
+    "unlearn": "excise.methods.cli:cli_unlearn",
+    "relearn": "excise.eval.cli:cli_relearn",
+    "sample": "excise.eval.cli:cli_sample",
+    "sweep": "excise.report.sweep:cli_sweep",
+    "report": "excise.report.markdown:cli_report",
+    "demo": "excise.report.demo:cli_demo",
+    "export": "excise.export:cli_export",
+    "bench": "excise.bench:cli_bench",
+    "data": "excise.data.cli:cli_data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="excise",
+        description="Train language models whose unwanted knowledge can be cut out afterwards.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one run from a YAML recipe")
+    p.add_argument("config", help="YAML recipe (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+    p = sub.add_parser("eval", help="evaluate a run: full / ablated / calibrated losses")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", help="eval.* overrides, e.g. eval.max_tokens=32768")
+    p.add_argument("--no-calibration", action="store_true")
+
+    p = sub.add_parser("unlearn", help="post-hoc unlearning of a trained run")
+    p.add_argument("method", help="rmu | gradient_ascent | gradient_difference | npo")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("relearn", help="relearning attack on the released model of a run")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--reference", default=None, help="no-filter run dir giving the target loss")
+
+    p = sub.add_parser("sample", help="generate text from a run")
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--ablated", action="store_true")
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("-n", type=int, default=3)
+
+    p = sub.add_parser("sweep", help="run a grid of runs, then evaluate and attack them")
+    p.add_argument("sweep", help="sweep YAML")
+    p.add_argument("--out", required=True)
+    p.add_argument("overrides", nargs="*")
+
+    p = sub.add_parser("report", help="markdown report with plots of a sweep or demo directory")
+    p.add_argument("dir")
+
+    p = sub.add_parser("demo", help="the whole pipeline on the built-in corpus")
+    p.add_argument("--out", default="excise-demo")
+    p.add_argument("--quick", action="store_true", help="a one-minute version (for tests)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("export", help="export a run as a transformers model")
+    p.add_argument("run_dir")
+    p.add_argument("--format", default="hf", choices=["hf"])
+    p.add_argument("--ablated", action="store_true")
+    p.add_argument("--prune", action="store_true")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("bench", help="training throughput benchmark")
+    p.add_argument("--config", default=None)
+    p.add_argument("--out", default=None, help="write the JSON results here")
+    p.add_argument("--quick", action="store_true")
+
+    p = sub.add_parser("data", help="built-in corpus generation")
+    p.add_argument("action", choices=["generate"])
+    p.add_argument("--kind", choices=["bilingual", "topic"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--documents", type=int, default=4000)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module_name, func_name = COMMANDS[args.command].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        result = func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"excise {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

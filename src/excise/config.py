@@ -1,0 +1,368 @@
+"""Typed run configuration: YAML recipes plus dotted command-line overrides.
+
+Every section is a pydantic model with ``extra="forbid"``, so an unknown key, a wrong type
+or an impossible value is reported with its dotted key path. All problems are collected
+and raised together as one :class:`ConfigError` (a ``ValueError``), never an ``assert``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from excise.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+METHOD_NAMES = (
+    "sgtm",
+    "gradient_routing",
+    "activation_masking",
+    "no_filter",
+    "weak_filter",
+    "strict_filter",
+)
+PARTITIONED_METHODS = ("sgtm", "gradient_routing", "activation_masking")
+DOMAINS = ("forget", "adjacent", "retain")
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration problem the user must fix; the message lists every problem."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    """Shape of the decoder-only transformer (see ``excise.model.gpt``)."""
+
+    vocab_size: int = Field(4096, ge=2)
+    context: int = Field(256, ge=2, description="maximum sequence length (tokens)")
+    n_layers: int = Field(4, ge=1)
+    d_model: int = Field(128, ge=1)
+    n_heads: int = Field(4, ge=1)
+    head_dim: int | None = Field(None, ge=1, description="default: d_model // n_heads")
+    d_ff: int | None = Field(None, ge=1, description="MLP hidden units; default 4 * d_model")
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    positions: Literal["learned", "rope"] = "learned"
+    rope_theta: float = Field(10000.0, gt=0)
+    tie_embeddings: bool = True
+    bias: bool = Field(True, description="biases on MLP projections and attention output")
+    qkv_bias: bool = False
+    attention_scale: float | None = Field(
+        None, gt=0, description="softmax scale; default 1/sqrt(head_dim), GPT-Neo uses 1.0"
+    )
+    norm_eps: float = Field(1e-5, gt=0)
+    init_std: float = Field(0.02, gt=0)
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> ModelConfig:
+        if self.head_dim is None and self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) "
+                "unless head_dim is given"
+            )
+        if self.positions == "rope" and self.resolved_head_dim % 2 != 0:
+            raise ValueError("rotary positions need an even head_dim")
+        return self
+
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim if self.head_dim is not None else self.d_model // self.n_heads
+
+    @property
+    def resolved_d_ff(self) -> int:
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+
+class PartitionConfig(Section):
+    """Which units of each masked layer are forget units (always the last ones)."""
+
+    forget_mlp_units: int = Field(64, ge=0)
+    forget_heads: int = Field(1, ge=0)
+    layers: list[int] | None = Field(None, description="masked layers; default all")
+
+
+class MethodConfig(Section):
+    """Training method and how SGTM-style masking is applied."""
+
+    name: Literal[
+        "sgtm", "gradient_routing", "activation_masking", "no_filter", "weak_filter", "strict_filter"
+    ] = "sgtm"
+    masking: Literal["grads", "updates"] = Field(
+        "grads",
+        description="grads: zero gradients, one AdamW (paper default); "
+        "updates: per-group AdamW, masked parameters stay bit-identical",
+    )
+    mask_shared: bool = Field(False, description="also mask embeddings, norms, head on forget steps")
+
+    @property
+    def partitioned(self) -> bool:
+        return self.name in PARTITIONED_METHODS
+
+
+class LabelsConfig(Section):
+    """Simulated (or learned) data classifier deciding each step's label.
+
+    The classifier flags forget data with ``recall`` (true-positive rate). False positives
+    on other data are given either as ``precision`` of the forget label or directly as
+    ``fpr``; ``adjacent_fpr`` overrides the false-positive rate on adjacent data.
+    """
+
+    recall: float = Field(1.0, ge=0.0, le=1.0)
+    precision: float | None = Field(None, gt=0.0, le=1.0)
+    fpr: float | None = Field(None, ge=0.0, le=1.0)
+    adjacent_fpr: float | None = Field(None, ge=0.0, le=1.0)
+    retain_fraction: float = Field(
+        0.25, ge=0.0, le=1.0, description="share of retain-classified steps labelled retain"
+    )
+    labeller: Literal["simulated", "classifier"] = "simulated"
+    seed_documents: int = Field(300, ge=10, description="labelled documents for the classifier")
+
+    @model_validator(mode="after")
+    def _one_fp_spec(self) -> LabelsConfig:
+        if self.precision is not None and self.fpr is not None:
+            raise ValueError("give either labels.precision or labels.fpr, not both")
+        return self
+
+
+class DataSource(Section):
+    """One domain's text: a local file (jsonl / txt / parquet) or a hub dataset id."""
+
+    path: str | None = None
+    hub: str | None = None
+    hub_config: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    filter: str | None = Field(None, description="row filter, e.g. \"topic == biology\"")
+    max_documents: int | None = Field(None, ge=1)
+    weight: float | None = Field(None, gt=0, description="sampling weight; default natural size")
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("give exactly one of path or hub")
+        return self
+
+
+class DataConfig(Section):
+    """Training data by domain, or the built-in generated corpus."""
+
+    builtin: Literal["bilingual", "topic"] | None = Field(
+        None, description="generate the built-in corpus instead of reading files"
+    )
+    builtin_documents: int = Field(4000, ge=10, description="documents per domain (built-in)")
+    retain: DataSource | None = None
+    forget: DataSource | None = None
+    adjacent: DataSource | None = None
+    test_fraction: float = Field(0.05, gt=0.0, lt=1.0, description="held-out share, by document")
+    cache_dir: str | None = Field(None, description="token cache; default ~/.cache/excise")
+
+    @model_validator(mode="after")
+    def _has_data(self) -> DataConfig:
+        if self.builtin is None and (self.retain is None or self.forget is None):
+            missing = [d for d in ("retain", "forget") if getattr(self, d) is None]
+            raise ValueError(
+                "data needs data.builtin or both data.retain and data.forget; missing "
+                + ", ".join(f"data.{d}.path" for d in missing)
+            )
+        return self
+
+    def sources(self) -> dict[str, DataSource]:
+        return {d: s for d in DOMAINS if (s := getattr(self, d)) is not None}
+
+
+class TokenizerConfig(Section):
+    """Byte-level BPE trained per run, or an existing tokenizer reused by path."""
+
+    path: str | None = Field(None, description="tokenizer.json or a transformers tokenizer dir")
+    train_on: Literal["all", "retain", "retain+adjacent"] = Field(
+        "all", description="which domains the BPE is trained on"
+    )
+    max_train_characters: int = Field(20_000_000, ge=1000)
+
+
+class TrainConfig(Section):
+    """Optimisation: AdamW, warm-up then cosine decay, gradient clipping."""
+
+    steps: int = Field(1000, ge=0, description="optimizer steps")
+    batch_size: int = Field(16, ge=1, description="sequences per optimizer step (global)")
+    micro_batch_size: int | None = Field(None, ge=1, description="per process; default batch")
+    lr: float = Field(1e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_steps: int = Field(50, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    grad_clip: float = Field(1.0, ge=0, description="0 = off")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    compile: bool = False
+    threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
+    on_nonfinite: Literal["skip", "stop"] = "stop"
+
+
+class EvalConfig(Section):
+    """Held-out loss during and after training; logit calibration."""
+
+    every: int = Field(0, ge=0, description="steps between evals; 0 = only at the end")
+    max_tokens: int = Field(65536, ge=1, description="test tokens per domain")
+    batch_size: int = Field(16, ge=1)
+    calibration_steps: int = Field(200, ge=0)
+    calibration_lr: float = Field(1e-2, gt=0)
+    calibration_alpha: float = Field(100.0, ge=0, description="weight of retain loss")
+    calibration_beta: float = Field(1.0, ge=0, description="weight of adjacent loss")
+    calibration_batch_size: int = Field(16, ge=1)
+
+
+class CheckpointConfig(Section):
+    every: int = Field(0, ge=0, description="steps between checkpoints; 0 = off")
+    keep: int = Field(2, ge=1, description="step checkpoints kept")
+
+
+class LoggingConfig(Section):
+    every: int = Field(10, ge=1)
+    progress: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "excise"
+
+
+class Config(Section):
+    """A whole run: the resolved version is saved as ``config.yaml`` in the run directory."""
+
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    partition: PartitionConfig = PartitionConfig()
+    method: MethodConfig = MethodConfig()
+    labels: LabelsConfig = LabelsConfig()
+    data: DataConfig = DataConfig(builtin="bilingual")
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        problems = []
+        m, p = self.model, self.partition
+        if self.method.partitioned:
+            if p.forget_heads >= m.n_heads:
+                problems.append(
+                    f"partition.forget_heads ({p.forget_heads}) must be below model.n_heads "
+                    f"({m.n_heads})"
+                )
+            if p.forget_mlp_units >= m.resolved_d_ff:
+                problems.append(
+                    f"partition.forget_mlp_units ({p.forget_mlp_units}) must be below the MLP "
+                    f"width ({m.resolved_d_ff})"
+                )
+            if p.layers is not None:
+                bad = [i for i in p.layers if not 0 <= i < m.n_layers]
+                if bad:
+                    problems.append(
+                        f"partition.layers {bad} outside 0..{m.n_layers - 1} (model.n_layers)"
+                    )
+        mb = self.train.micro_batch_size
+        if mb is not None and self.train.batch_size % mb != 0:
+            problems.append(
+                f"train.batch_size ({self.train.batch_size}) must be a multiple of "
+                f"train.micro_batch_size ({mb})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        key = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"{msg} (got {e.get('input')!r})"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and a YAML-typed value."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form dotted.key=value")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Set each ``dotted.key=value`` into a nested dict (creating sections as needed)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def config_from_dict(data: dict, origin: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, origin)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML recipe (or the defaults) and apply dotted overrides, validating all."""
+    data = read_yaml(path) if path is not None else {}
+    apply_overrides(data, list(overrides or []))
+    return config_from_dict(data, origin=str(path) if path else "defaults")
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    from excise.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), config_to_yaml(config))

@@ -1,0 +1,383 @@
+"""A decoder-only transformer whose masked layers carry removable forget units.
+
+One readable file. It expresses GPT-Neo-style shapes (LayerNorm, GELU, learned positions,
+tied embeddings, optional no-scaling attention) and Llama-style ones (RMSNorm, SwiGLU,
+rotary positions, untied head).
+
+Layout that makes SGTM cheap: in every masked layer the forget units are the *last*
+``forget_heads`` heads and the *last* ``forget_mlp_units`` MLP units. Q, K, V are separate
+projections, so every forget slice is one contiguous range:
+rows ``[r, n)`` of q/k/v/up/gate weights (and biases), columns ``[r, n)`` of o/down weights.
+Each step's ``Mode`` and the strategy's ``Routing`` decide per layer how the two halves are
+computed:
+
+- ``Mode.RETAIN``: only the retain slices are multiplied (forget units cost nothing and
+  their output is exactly that of the zero-ablated model).
+- ``Mode.FORGET`` with ``Routing.FREEZE_RETAIN`` (SGTM): the retain weight slices are used
+  detached, so autograd never computes their weight gradients (input gradients still flow).
+- ``Routing.DETACH_ACTIVATIONS`` (gradient routing): retain units' activations are detached.
+- ``Routing.ZERO_ACTIVATIONS`` (activation masking): retain units' activations are zeroed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from excise.config import ModelConfig
+
+
+class Mode(str, Enum):
+    """How one optimizer step treats the partition, chosen from the batch's label."""
+
+    DEFAULT = "default"  # unlabelled: plain forward and backward
+    RETAIN = "retain"  # labelled retain: forward with forget units ablated
+    FORGET = "forget"  # labelled forget: only forget parameters may learn
+
+
+class Routing(str, Enum):
+    """What a strategy does to the retain units of masked layers on forget steps."""
+
+    NONE = "none"  # plain forward (masking happens on gradients afterwards, if at all)
+    FREEZE_RETAIN = "freeze_retain"  # SGTM: no weight gradient for retain slices
+    DETACH_ACTIVATIONS = "detach_activations"  # gradient routing
+    ZERO_ACTIVATIONS = "zero_activations"  # activation masking
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Per-forward instructions derived from (mode, strategy); the model obeys them."""
+
+    mode: Mode = Mode.DEFAULT
+    routing: Routing = Routing.NONE
+    freeze_shared: bool = False  # detach shared params and unmasked layers (mask_shared)
+
+    @property
+    def ablate_forget(self) -> bool:
+        return self.mode is Mode.RETAIN
+
+    @property
+    def route_retain(self) -> Routing:
+        return self.routing if self.mode is Mode.FORGET else Routing.NONE
+
+
+PLAIN = StepPlan()
+
+
+def _w(p: torch.Tensor | None, freeze: bool) -> torch.Tensor | None:
+    """A parameter as used in forward: detached when its gradient is known to be masked."""
+    if p is None:
+        return None
+    return p.detach() if freeze else p
+
+
+def _split_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    n_retain: int,
+    ablate_forget: bool,
+    routing: Routing,
+) -> torch.Tensor:
+    """``x @ weight.T + bias`` for a projection whose output rows are [retain | forget].
+
+    Returns only the retain outputs when ``ablate_forget``; otherwise all outputs with the
+    retain half treated as ``routing`` says.
+    """
+    n_out = weight.shape[0]
+    if ablate_forget:
+        return F.linear(x, weight[:n_retain], None if bias is None else bias[:n_retain])
+    if routing is Routing.NONE or n_retain == n_out:
+        return F.linear(x, weight, bias)
+    if routing is Routing.FREEZE_RETAIN:
+        w = torch.cat([weight[:n_retain].detach(), weight[n_retain:]], dim=0)
+        b = None if bias is None else torch.cat([bias[:n_retain].detach(), bias[n_retain:]])
+        return F.linear(x, w, b)
+    return F.linear(x, weight, bias)  # activation routing is applied by the caller
+
+
+def _route(h: torch.Tensor, n_retain: int, routing: Routing, dim: int = -1) -> torch.Tensor:
+    """Apply activation routing to the retain part [0, n_retain) of ``h`` along ``dim``."""
+    if routing not in (Routing.DETACH_ACTIVATIONS, Routing.ZERO_ACTIVATIONS):
+        return h
+    if n_retain == h.shape[dim]:
+        return h.detach() if routing is Routing.DETACH_ACTIVATIONS else torch.zeros_like(h)
+    retain, forget = h.split([n_retain, h.shape[dim] - n_retain], dim=dim)
+    retain = retain.detach() if routing is Routing.DETACH_ACTIVATIONS else torch.zeros_like(retain)
+    return torch.cat([retain, forget], dim=dim)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor, freeze: bool = False) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), _w(self.weight, freeze), self.eps)
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor, freeze: bool = False) -> torch.Tensor:
+        return F.layer_norm(
+            x, (x.shape[-1],), _w(self.weight, freeze), _w(self.bias, freeze), self.eps
+        )
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    return RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.norm == "rmsnorm" else LayerNorm(
+        cfg.d_model, cfg.norm_eps
+    )
+
+
+def rope_tables(head_dim: int, context: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (context, head_dim) in the rotate-half convention used by Llama."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    t = torch.arange(context, dtype=torch.float64)
+    freqs = torch.outer(t, inv_freq)
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos().float(), emb.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (B, nh, T, hs); cos/sin: (T, hs)
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention; heads [n_heads - forget_heads, n_heads) are forget."""
+
+    def __init__(self, cfg: ModelConfig, n_heads: int, forget_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.forget_heads = forget_heads
+        self.head_dim = cfg.resolved_head_dim
+        inner = n_heads * self.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(inner, cfg.d_model, bias=cfg.bias)
+        self.scale = cfg.attention_scale  # None: SDPA's default 1/sqrt(head_dim)
+
+    @property
+    def retain_heads(self) -> int:
+        return self.n_heads - self.forget_heads
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        plan: StepPlan,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        freeze_all: bool,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        hs = self.head_dim
+        ablate = plan.ablate_forget and self.forget_heads > 0
+        routing = plan.route_retain if self.forget_heads > 0 else Routing.NONE
+        n_retain = self.retain_heads * hs
+        if freeze_all:  # unmasked layer on a forget step of SGTM: nothing here may learn
+            ablate, routing = False, Routing.NONE
+        heads = self.retain_heads if ablate else self.n_heads
+        qkv = []
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            w, b = _w(proj.weight, freeze_all), _w(proj.bias, freeze_all)
+            y = _split_linear(x, w, b, n_retain, ablate, routing)
+            qkv.append(y.view(B, T, heads, hs).transpose(1, 2))  # (B, nh, T, hs)
+        q, k, v = qkv
+        if rope is not None:
+            cos, sin = rope[0][:T], rope[1][:T]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        y = _route(y, self.retain_heads, routing, dim=1)  # heads are dim 1 of (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, heads * hs)  # (B, T, nh*hs)
+        w_o = _w(self.o_proj.weight, freeze_all)
+        if ablate:
+            w_o = w_o[:, :n_retain]
+        elif routing is Routing.FREEZE_RETAIN:
+            w_o = torch.cat([w_o[:, :n_retain].detach(), w_o[:, n_retain:]], dim=1)
+        return F.linear(y, w_o, _w(self.o_proj.bias, plan.freeze_shared))  # bias is shared
+
+
+class MLP(nn.Module):
+    """GELU or SwiGLU MLP; hidden units [d_ff - forget_units, d_ff) are forget units."""
+
+    def __init__(self, cfg: ModelConfig, d_ff: int, forget_units: int) -> None:
+        super().__init__()
+        self.d_ff = d_ff
+        self.forget_units = forget_units
+        self.gated = cfg.mlp == "swiglu"
+        self.up_proj = nn.Linear(cfg.d_model, d_ff, bias=cfg.bias)
+        self.gate_proj = nn.Linear(cfg.d_model, d_ff, bias=cfg.bias) if self.gated else None
+        self.down_proj = nn.Linear(d_ff, cfg.d_model, bias=cfg.bias)
+
+    @property
+    def retain_units(self) -> int:
+        return self.d_ff - self.forget_units
+
+    def forward(self, x: torch.Tensor, plan: StepPlan, freeze_all: bool) -> torch.Tensor:
+        ablate = plan.ablate_forget and self.forget_units > 0
+        routing = plan.route_retain if self.forget_units > 0 else Routing.NONE
+        if freeze_all:
+            ablate, routing = False, Routing.NONE
+        r = self.retain_units
+        up = _split_linear(
+            x, _w(self.up_proj.weight, freeze_all), _w(self.up_proj.bias, freeze_all),
+            r, ablate, routing,
+        )
+        if self.gated:
+            gate = _split_linear(
+                x, _w(self.gate_proj.weight, freeze_all), _w(self.gate_proj.bias, freeze_all),
+                r, ablate, routing,
+            )
+            h = F.silu(gate) * up
+        else:
+            h = F.gelu(up, approximate="tanh")
+        h = _route(h, r, routing)
+        w_d = _w(self.down_proj.weight, freeze_all)
+        if ablate:
+            w_d = w_d[:, :r]
+        elif routing is Routing.FREEZE_RETAIN:
+            w_d = torch.cat([w_d[:, :r].detach(), w_d[:, r:]], dim=1)
+        return F.linear(h, w_d, _w(self.down_proj.bias, plan.freeze_shared))  # bias is shared
+
+
+class Block(nn.Module):
+    def __init__(
+        self, cfg: ModelConfig, n_heads: int, d_ff: int, forget_heads: int, forget_units: int
+    ) -> None:
+        super().__init__()
+        self.masked = forget_heads > 0 or forget_units > 0
+        self.norm1 = make_norm(cfg)
+        self.attn = Attention(cfg, n_heads, forget_heads)
+        self.norm2 = make_norm(cfg)
+        self.mlp = MLP(cfg, d_ff, forget_units)
+
+    def forward(self, x: torch.Tensor, plan: StepPlan, rope) -> torch.Tensor:
+        # An unmasked layer's projections are all retain parameters: on an SGTM forget
+        # step none of them may learn, so they are used detached (norms and output
+        # biases are shared and follow freeze_shared).
+        freeze_all = not self.masked and plan.route_retain is Routing.FREEZE_RETAIN
+        x = x + self.attn(self.norm1(x, plan.freeze_shared), plan, rope, freeze_all)
+        x = x + self.mlp(self.norm2(x, plan.freeze_shared), plan, freeze_all)
+        return x
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Per-layer unit counts; a pruned model has fewer heads / MLP units in masked layers."""
+
+    n_heads: int
+    d_ff: int
+    forget_heads: int = 0
+    forget_mlp_units: int = 0
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer. ``layer_shapes`` fixes heads / MLP units per layer."""
+
+    def __init__(self, cfg: ModelConfig, layer_shapes: list[LayerShape] | None = None) -> None:
+        super().__init__()
+        self.config = cfg
+        if layer_shapes is None:
+            layer_shapes = [LayerShape(cfg.n_heads, cfg.resolved_d_ff)] * cfg.n_layers
+        if len(layer_shapes) != cfg.n_layers:
+            raise ValueError(f"{len(layer_shapes)} layer shapes for {cfg.n_layers} layers")
+        self.layer_shapes = list(layer_shapes)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_embed = (
+            nn.Embedding(cfg.context, cfg.d_model) if cfg.positions == "learned" else None
+        )
+        self.blocks = nn.ModuleList(
+            Block(cfg, s.n_heads, s.d_ff, s.forget_heads, s.forget_mlp_units) for s in layer_shapes
+        )
+        self.norm_f = make_norm(cfg)
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.positions == "rope":
+            cos, sin = rope_tables(cfg.resolved_head_dim, cfg.context, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        else:
+            self.rope_cos = self.rope_sin = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 style init: N(0, std), residual projections scaled by 1/sqrt(2 * layers)."""
+        std = self.config.init_std
+        residual_std = std / math.sqrt(2 * self.config.n_layers)
+        for name, module in self.named_modules():
+            if isinstance(module, (LayerNorm, RMSNorm)):
+                nn.init.ones_(module.weight)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                is_residual = name.endswith(("o_proj", "down_proj"))
+                nn.init.normal_(module.weight, 0.0, residual_std if is_residual else std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, 0.0, std)
+
+    def set_forget_units(self, forget_heads: list[int], forget_mlp_units: list[int]) -> None:
+        """Declare how many trailing heads / MLP units of each layer are forget units."""
+        shapes = []
+        for block, fh, fu, s in zip(self.blocks, forget_heads, forget_mlp_units, self.layer_shapes):
+            block.attn.forget_heads, block.mlp.forget_units = fh, fu
+            block.masked = fh > 0 or fu > 0
+            shapes.append(LayerShape(s.n_heads, s.d_ff, fh, fu))
+        self.layer_shapes = shapes
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        return self.embed.weight if self.lm_head is None else self.lm_head.weight
+
+    def hidden_states(
+        self, idx: torch.Tensor, plan: StepPlan = PLAIN, upto: int | None = None
+    ) -> torch.Tensor:
+        """Residual stream after block ``upto`` (all blocks + final norm when None)."""
+        B, T = idx.shape
+        if T > self.config.context:
+            raise ValueError(f"sequence length {T} exceeds model context {self.config.context}")
+        fs = plan.freeze_shared
+        x = F.embedding(idx, _w(self.embed.weight, fs))  # (B, T, d)
+        if self.pos_embed is not None:
+            x = x + _w(self.pos_embed.weight, fs)[:T]
+        rope = (self.rope_cos, self.rope_sin) if self.rope_cos is not None else None
+        for i, block in enumerate(self.blocks):
+            x = block(x, plan, rope)
+            if upto is not None and i == upto:
+                return x
+        return self.norm_f(x, fs)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        plan: StepPlan = PLAIN,
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab), or the mean next-token loss when ``targets`` is given."""
+        x = self.hidden_states(idx, plan)
+        logits = F.linear(x, _w(self.output_weight, plan.freeze_shared))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.embed.weight.numel()
+            if self.pos_embed is not None:
+                n -= self.pos_embed.weight.numel()
+        return n

@@ -1,0 +1,310 @@
+"""The forget/retain partition as data, and every generic operation over it.
+
+A :class:`Partition` maps each parameter name to its forget slices: half-open index ranges
+along one dimension. Every element of every parameter is exactly one of
+
+- *forget*: inside a forget range;
+- *retain*: outside the forget ranges of a projection parameter (q/k/v/o, up/gate/down
+  weights, and the q/k/v/up/gate biases);
+- *shared*: embeddings, position embeddings, norms, output head, and the output-projection
+  biases (``o_proj.bias``, ``down_proj.bias``).
+
+It is computed once from config, saved as ``partition.json`` (format of DESIGN §3:
+``{name: {"dim": d, "forget": [[start, stop], ...]}}`` for names with forget slices), and
+drives gradient masking, ablation, pruning and optimizer parameter groups — written once,
+for every strategy.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from excise.config import ModelConfig, PartitionConfig
+from excise.model.gpt import GPT, LayerShape
+
+SHARED_SUFFIXES = ("o_proj.bias", "down_proj.bias")
+PROJECTION_SUFFIXES = (
+    "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
+    "q_proj.bias", "k_proj.bias", "v_proj.bias",
+    "up_proj.weight", "up_proj.bias", "gate_proj.weight", "gate_proj.bias",
+    "down_proj.weight",
+)  # fmt: skip
+
+
+def is_shared_name(name: str) -> bool:
+    """Shared parameters: everything that is not a unit-owning projection slice."""
+    return name.endswith(SHARED_SUFFIXES) or not name.endswith(PROJECTION_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ForgetSlices:
+    dim: int
+    ranges: tuple[tuple[int, int], ...]
+
+    def to_json(self) -> dict:
+        return {"dim": self.dim, "forget": [list(r) for r in self.ranges]}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Forget slices per parameter name (names absent here have no forget elements)."""
+
+    slices: dict[str, ForgetSlices] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.slices
+
+    def forget_mask(self, name: str, param: torch.Tensor) -> torch.Tensor:
+        """Boolean tensor shaped like ``param``: True on forget elements."""
+        mask = torch.zeros(param.shape, dtype=torch.bool, device=param.device)
+        s = self.slices.get(name)
+        if s is not None:
+            for start, stop in s.ranges:
+                mask.narrow(s.dim, start, stop - start).fill_(True)
+        return mask
+
+    def retain_mask(self, name: str, param: torch.Tensor) -> torch.Tensor:
+        """True on retain elements (never on shared ones)."""
+        if is_shared_name(name):
+            return torch.zeros(param.shape, dtype=torch.bool, device=param.device)
+        return ~self.forget_mask(name, param)
+
+    def to_json(self) -> dict:
+        return {name: s.to_json() for name, s in sorted(self.slices.items())}
+
+    def save(self, path: str | Path) -> None:
+        from excise.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def from_json(cls, data: dict) -> Partition:
+        slices = {}
+        for name, entry in data.items():
+            ranges = tuple((int(a), int(b)) for a, b in entry["forget"])
+            slices[name] = ForgetSlices(int(entry["dim"]), ranges)
+        return cls(slices)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Partition:
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def build_partition(model: GPT) -> Partition:
+    """The partition a model's declared forget units imply (forget units are the last ones)."""
+    slices: dict[str, ForgetSlices] = {}
+    for i, block in enumerate(model.blocks):
+        attn, mlp = block.attn, block.mlp
+        if attn.forget_heads:
+            hs = attn.head_dim
+            rows = ((attn.retain_heads * hs, attn.n_heads * hs),)
+            for proj in ("q_proj", "k_proj", "v_proj"):
+                slices[f"blocks.{i}.attn.{proj}.weight"] = ForgetSlices(0, rows)
+                if getattr(attn, proj).bias is not None:
+                    slices[f"blocks.{i}.attn.{proj}.bias"] = ForgetSlices(0, rows)
+            slices[f"blocks.{i}.attn.o_proj.weight"] = ForgetSlices(1, rows)
+        if mlp.forget_units:
+            rows = ((mlp.retain_units, mlp.d_ff),)
+            for proj in ("up_proj", "gate_proj"):
+                lin = getattr(mlp, proj)
+                if lin is None:
+                    continue
+                slices[f"blocks.{i}.mlp.{proj}.weight"] = ForgetSlices(0, rows)
+                if lin.bias is not None:
+                    slices[f"blocks.{i}.mlp.{proj}.bias"] = ForgetSlices(0, rows)
+            slices[f"blocks.{i}.mlp.down_proj.weight"] = ForgetSlices(1, rows)
+    return Partition(slices)
+
+
+def masked_layers(cfg: ModelConfig, pcfg: PartitionConfig) -> list[int]:
+    return list(range(cfg.n_layers)) if pcfg.layers is None else sorted(set(pcfg.layers))
+
+
+def build_model(
+    cfg: ModelConfig, pcfg: PartitionConfig | None = None, seed: int | None = None
+) -> tuple[GPT, Partition]:
+    """A freshly initialised model with forget units declared from ``pcfg`` (None: none)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = GPT(cfg)
+    if pcfg is not None:
+        layers = set(masked_layers(cfg, pcfg))
+        model.set_forget_units(
+            [pcfg.forget_heads if i in layers else 0 for i in range(cfg.n_layers)],
+            [pcfg.forget_mlp_units if i in layers else 0 for i in range(cfg.n_layers)],
+        )
+    return model, build_partition(model)
+
+
+def apply_partition(model: GPT, partition: Partition) -> None:
+    """Declare on ``model`` the forget units a loaded ``partition`` describes."""
+
+    def width(name: str) -> int:
+        sl = partition.slices.get(name)
+        return sum(b - a for a, b in sl.ranges) if sl else 0
+
+    heads, units = [], []
+    for i, block in enumerate(model.blocks):
+        heads.append(width(f"blocks.{i}.attn.q_proj.weight") // block.attn.head_dim)
+        units.append(width(f"blocks.{i}.mlp.up_proj.weight"))
+    model.set_forget_units(heads, units)
+    if build_partition(model).slices != partition.slices:
+        raise ValueError(
+            "partition does not fit the model: forget slices must be the last heads / MLP "
+            "units of each layer of this shape"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# masking
+
+
+@torch.no_grad()
+def mask_gradients(
+    model: nn.Module, partition: Partition, keep: str = "forget", mask_shared: bool = False
+) -> None:
+    """Zero gradients so that only ``keep`` elements (``forget`` or ``retain``) may learn.
+
+    ``keep="forget"`` (a forget step): retain elements get zero gradient, and shared ones too
+    when ``mask_shared``. ``keep="retain"``: forget elements get zero gradient. Parameters
+    without a gradient get an explicit zero one, so that a single AdamW still applies
+    momentum and weight decay to them exactly as the paper's code does.
+    """
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+            continue
+        s = partition.slices.get(name)
+        if keep == "forget":
+            if is_shared_name(name):
+                if mask_shared:
+                    p.grad.zero_()
+            elif s is None:
+                p.grad.zero_()
+            else:
+                _zero_outside(p.grad, s)
+        elif s is not None:
+            for start, stop in s.ranges:
+                p.grad.narrow(s.dim, start, stop - start).zero_()
+
+
+def _zero_outside(t: torch.Tensor, s: ForgetSlices) -> None:
+    pos = 0
+    for start, stop in sorted(s.ranges):
+        if start > pos:
+            t.narrow(s.dim, pos, start - pos).zero_()
+        pos = stop
+    if pos < t.shape[s.dim]:
+        t.narrow(s.dim, pos, t.shape[s.dim] - pos).zero_()
+
+
+# ---------------------------------------------------------------------------------------
+# ablation
+
+
+@torch.no_grad()
+def ablate_(model: nn.Module, partition: Partition, how: str = "zero", seed: int = 0) -> None:
+    """Remove the forget units in place.
+
+    ``how="zero"``: set every forget element to zero (the safe model).
+    ``how="reinit"``: redraw them from N(mean, std) of the same parameter's retain elements
+    ("trainable ablation": the units can learn again, but hold nothing of the old domain).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        s = partition.slices.get(name)
+        if s is None:
+            continue
+        for start, stop in s.ranges:
+            view = p.narrow(s.dim, start, stop - start)
+            if how == "zero":
+                view.zero_()
+            elif how == "reinit":
+                retain = p[partition.retain_mask(name, p)]
+                mean, std = retain.mean().item(), retain.std().item() if retain.numel() > 1 else 0.0
+                noise = torch.randn(view.shape, generator=gen, dtype=torch.float64)
+                view.copy_((noise * std + mean).to(view.dtype))
+            else:
+                raise ValueError(f"unknown ablation {how!r}; use 'zero' or 'reinit'")
+
+
+@contextmanager
+def ablated(model: nn.Module, partition: Partition) -> Iterator[nn.Module]:
+    """Temporarily zero the forget units; the original values are restored on exit."""
+    saved = {}
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in partition.slices:
+            saved[name] = params[name].detach().clone()
+        ablate_(model, partition)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
+
+
+def ablated_copy(model: GPT, partition: Partition) -> GPT:
+    """An independent copy of ``model`` with its forget units zeroed."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    ablate_(clone, partition)
+    return clone
+
+
+# ---------------------------------------------------------------------------------------
+# pruning
+
+
+@torch.no_grad()
+def prune(model: GPT, partition: Partition) -> GPT:
+    """A physically smaller plain model without the forget units.
+
+    Its logits equal those of the zero-ablated model: a zeroed head outputs zero through a
+    zeroed ``o_proj`` column, and a zeroed MLP unit contributes act(0) * 0 = 0.
+    """
+    cfg = model.config
+    if cfg.head_dim is None:
+        cfg = cfg.model_copy(update={"head_dim": cfg.resolved_head_dim})
+    shapes = []
+    for s, block in zip(model.layer_shapes, model.blocks):
+        shapes.append(LayerShape(s.n_heads - block.attn.forget_heads, s.d_ff - block.mlp.forget_units))
+    pruned = GPT(cfg, shapes)
+    source = model.state_dict()
+    target = pruned.state_dict()
+    for name, value in source.items():
+        s = partition.slices.get(name)
+        if s is not None:
+            keep = value.shape[s.dim] - sum(b - a for a, b in s.ranges)
+            value = value.narrow(s.dim, 0, keep)  # forget ranges are always the suffix
+        target[name].copy_(value)
+    return pruned
+
+
+# ---------------------------------------------------------------------------------------
+# element counts
+
+
+def count_elements(model: nn.Module, partition: Partition) -> dict[str, int]:
+    """Number of shared / retain / forget elements."""
+    counts = {"shared": 0, "retain": 0, "forget": 0}
+    for name, p in model.named_parameters():
+        if is_shared_name(name):
+            counts["shared"] += p.numel()
+            continue
+        f = int(partition.forget_mask(name, p).sum())
+        counts["forget"] += f
+        counts["retain"] += p.numel() - f
+    return counts
