@@ -1,0 +1,168 @@
+"""The run directory: what a finished (or checkpointed) run holds, and how to load it.
+
+Layout (DESIGN §3)::
+
+    RUN_DIR/
+      config.yaml         resolved config
+      model.safetensors   final weights (names as in ``GPT.state_dict()``, tied head omitted)
+      partition.json      {name: {"dim": d, "forget": [[start, stop], ...]}}
+      tokenizer.json      the run's tokenizer
+      meta.json           versions, git commit, seed, world size, masking mode
+      metrics.jsonl       one JSON object per log / eval event
+      summary.json        final figures
+      checkpoints/step-XXXXXXX/   resumable step checkpoints (same files + train_state)
+
+Loading never unpickles: weights are safetensors, everything else JSON / YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from excise.checkpoint import atomic_write_text, load_weights, save_weights
+from excise.config import Config, config_from_dict, read_yaml
+from excise.errors import UserError
+from excise.model.gpt import GPT
+from excise.model.partition import Partition, apply_partition
+
+CONFIG = "config.yaml"
+WEIGHTS = "model.safetensors"
+PARTITION = "partition.json"
+TOKENIZER = "tokenizer.json"
+META = "meta.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+EVAL = "eval.json"
+RELEARN = "relearn.json"
+
+
+@dataclass
+class LoadedRun:
+    """A run directory's config, model (weights loaded) and partition."""
+
+    dir: Path
+    config: Config
+    model: GPT
+    partition: Partition
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.dir / TOKENIZER
+
+    @property
+    def partitioned(self) -> bool:
+        return not self.partition.empty
+
+
+def model_state(model: GPT) -> dict[str, torch.Tensor]:
+    """Weights to save: the state dict without duplicated tied tensors or buffers."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("rope_")}
+
+
+def save_model(directory: Path, model: GPT, partition: Partition) -> None:
+    """Write ``model.safetensors`` and ``partition.json`` into ``directory`` atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_weights(model_state(model), directory / WEIGHTS, metadata={"format": "pt"})
+    partition.save(directory / PARTITION)
+
+
+def load_model_dir(directory: Path, config: Config, device: str = "cpu") -> tuple[GPT, Partition]:
+    """Build the model of ``config`` and load weights + partition from ``directory``."""
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"{directory} has no {WEIGHTS}: not a finished run or checkpoint")
+    partition = Partition.load(directory / PARTITION) if (directory / PARTITION).is_file() else Partition()
+    model = GPT(config.model)
+    try:
+        apply_partition(model, partition)
+    except ValueError as e:
+        raise UserError(f"{directory / PARTITION}: {e}") from None
+    state = load_weights(weights)
+    expected = model_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"missing {missing[:3]}")
+        if unexpected:
+            detail.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            k = wrong[0]
+            detail.append(
+                f"{k} has shape {tuple(state[k].shape)}, the config's model needs "
+                f"{tuple(expected[k].shape)}"
+            )
+        raise UserError(
+            f"{weights} does not match the model of its config ({'; '.join(detail)}): was it "
+            "written for another model shape?"
+        )
+    model.load_state_dict(state, strict=False)
+    return model.to(device), partition
+
+
+def load_config_file(run_dir: Path) -> Config:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory: it has no {CONFIG}")
+    return config_from_dict(read_yaml(path), origin=str(path))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    """Load a finished run directory (weights, config, partition)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    config = load_config_file(run_dir)
+    model, partition = load_model_dir(run_dir, config, device)
+    return LoadedRun(run_dir, config, model, partition)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_meta(config: Config, world_size: int = 1, **extra) -> dict:
+    import excise
+
+    meta = {
+        "excise": excise.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "seed": config.seed,
+        "world_size": world_size,
+        "method": config.method.name,
+        "masking": config.method.masking,
+        "mask_shared": config.method.mask_shared,
+    }
+    meta.update(extra)
+    return meta
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_text(Path(path), json.dumps(data, indent=1, default=str) + "\n")
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON: {e}") from None
