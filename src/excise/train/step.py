@@ -1,0 +1,149 @@
+"""One optimizer step of any method: micro-batches, all-reduce, masking, clipping, update.
+
+The order is fixed by DESIGN §1 and the engine issue: forward/backward every micro-batch
+(gradient sync only once, after the last), then the strategy's gradient mask (after the
+all-reduce, same label on every rank), then clipping, then the optimizer. Filters skip a
+step entirely before any of this happens (the caller decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from excise.config import MethodConfig, TrainConfig
+from excise.model.gpt import GPT, Mode, StepPlan
+from excise.model.partition import Partition
+from excise.model.strategies import Strategy, fill_missing_grads, get_strategy
+from excise.train.optimizer import PartitionedAdamW, make_adamw
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient was NaN/inf; ``where`` names the tensor."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"non-finite value in {where}")
+        self.where = where
+
+
+@dataclass
+class StepResult:
+    loss: float
+    grad_norm: float
+    tokens: int
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine / linear decay to min_lr_ratio."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant" or cfg.steps <= cfg.warmup_steps:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "linear":
+        return floor + (cfg.lr - floor) * (1.0 - progress)
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str):
+    betas = (train.beta1, train.beta2)
+    if method.partitioned and method.masking == "updates":
+        return PartitionedAdamW(model, partition, lr=train.lr, betas=betas, weight_decay=train.weight_decay)
+    return make_adamw(model, train.lr, betas, train.weight_decay, device)
+
+
+def update_groups(mode: Mode, mask_shared: bool) -> tuple[str, ...]:
+    """Element groups a ``masking: updates`` step may change."""
+    if mode is Mode.FORGET:
+        return ("forget",) if mask_shared else ("forget", "shared")
+    if mode is Mode.RETAIN:
+        return ("retain", "shared")
+    return ("shared", "retain", "forget")
+
+
+def set_lr(optimizer, lr: float) -> None:
+    if isinstance(optimizer, PartitionedAdamW):
+        optimizer.lr = lr
+    else:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def all_reduce_grads(model: nn.Module) -> None:
+    """Average gradients over ranks (one flat buffer; every rank has the same label)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    fill_missing_grads(model)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
+        offset += n
+
+
+def first_nonfinite_grad(model: nn.Module) -> str | None:
+    for name, p in model.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            return name
+    return None
+
+
+def train_step(
+    model: GPT,
+    optimizer,
+    partition: Partition,
+    method: MethodConfig,
+    train: TrainConfig,
+    micro_batches: list[torch.Tensor],
+    mode: Mode,
+    lr: float,
+    autocast: contextlib.AbstractContextManager | None = None,
+    check_finite: bool = True,
+) -> StepResult:
+    """Run one optimizer step over ``micro_batches`` (each (b, T+1) token ids) in ``mode``.
+
+    Non-partitioned methods always run ``Mode.DEFAULT``. Raises :class:`NonFiniteError`
+    before touching the weights if the loss or a gradient is not finite.
+    """
+    strategy: Strategy | None = get_strategy(method.name) if method.partitioned else None
+    if strategy is None:
+        mode = Mode.DEFAULT
+    plan = strategy.plan(mode, method.mask_shared) if strategy else StepPlan()
+    optimizer.zero_grad(set_to_none=True) if not isinstance(optimizer, PartitionedAdamW) else optimizer.zero_grad()
+    n_micro = len(micro_batches)
+    total_loss = 0.0
+    tokens = 0
+    for batch in micro_batches:
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        with autocast if autocast is not None else contextlib.nullcontext():
+            loss = model(inputs, targets, plan)
+        if check_finite and not torch.isfinite(loss):
+            raise NonFiniteError("loss")
+        (loss / n_micro).backward()
+        total_loss += float(loss.detach()) / n_micro
+        tokens += targets.numel()
+    all_reduce_grads(model)
+    if strategy is not None:
+        strategy.after_backward(model, partition, mode, method.mask_shared)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if check_finite and not torch.isfinite(norm):
+        raise NonFiniteError(f"gradient of {first_nonfinite_grad(model)}")
+    if train.grad_clip > 0:
+        torch.nn.utils.clip_grads_with_norm_(grads, train.grad_clip, norm)
+    set_lr(optimizer, lr)
+    if isinstance(optimizer, PartitionedAdamW):
+        optimizer.step(update_groups(mode, method.mask_shared))
+    else:
+        optimizer.step()
+    return StepResult(total_loss, float(norm), tokens)
