@@ -222,6 +222,41 @@ class EvalConfig(Section):
     calibration_batch_size: int = Field(16, ge=1)
 
 
+class UnlearnConfig(Section):
+    """Post-hoc unlearning of a trained run (``excise unlearn``; see excise.methods.unlearn).
+
+    Defaults are for CPU-size models (2-8 layers): ``layer`` None = n_layers // 2,
+    ``update_layers`` None = the up-to-3 layers ending at ``layer``, ``steering_coef`` None =
+    4x the mean hidden-state norm at ``layer`` on forget data (the paper's 20 on a 254M model
+    is likewise several times its typical activation norm).
+    """
+
+    method: Literal["rmu", "gradient_ascent", "gradient_difference", "npo"] = "rmu"
+    layer: int | None = Field(None, ge=0)
+    steering_coef: float | None = Field(None, gt=0)
+    alpha: float = Field(100.0, ge=0, description="weight of the retain term")
+    lr: float = Field(1e-3, gt=0)
+    steps: int = Field(100, ge=0)
+    batch_size: int = Field(8, ge=1)
+    update_layers: list[int] | None = None
+    npo_beta: float = Field(0.1, gt=0)
+    seed: int = 0
+
+
+class RelearnConfig(Section):
+    """Relearning attack: fine-tune the released model on a forget/other mix."""
+
+    steps: int = Field(200, ge=0)
+    lr: float = Field(5e-4, gt=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(8, ge=1)
+    eval_every: int = Field(20, ge=1)
+    forget_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_examples: int | None = Field(None, ge=1, description="distinct forget sequences used")
+    seed: int = 0
+
+
 class CheckpointConfig(Section):
     every: int = Field(0, ge=0, description="steps between checkpoints; 0 = off")
     keep: int = Field(2, ge=1, description="step checkpoints kept")
@@ -247,6 +282,8 @@ class Config(Section):
     tokenizer: TokenizerConfig = TokenizerConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    unlearn: UnlearnConfig = UnlearnConfig()
+    relearn: RelearnConfig = RelearnConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     logging: LoggingConfig = LoggingConfig()
 
