@@ -164,13 +164,22 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _has_data(self) -> DataConfig:
-        if self.builtin is None and (self.retain is None or self.forget is None):
+        given = [d for d in DOMAINS if getattr(self, d) is not None]
+        if not given and self.builtin is None:
+            raise ValueError("data needs data.builtin or data.retain.path and data.forget.path")
+        if given:
             missing = [d for d in ("retain", "forget") if getattr(self, d) is None]
-            raise ValueError(
-                "data needs data.builtin or both data.retain and data.forget; missing "
-                + ", ".join(f"data.{d}.path" for d in missing)
-            )
+            if missing:
+                raise ValueError(
+                    "data sources given, but missing "
+                    + ", ".join(f"data.{d}.path (or data.{d}.hub)" for d in missing)
+                )
         return self
+
+    @property
+    def use_builtin(self) -> bool:
+        """Explicit data sources take precedence over the built-in corpus of a recipe."""
+        return self.builtin is not None and self.retain is None and self.forget is None
 
     def sources(self) -> dict[str, DataSource]:
         return {d: s for d in DOMAINS if (s := getattr(self, d)) is not None}
