@@ -372,7 +372,10 @@ class GPT(nn.Module):
         logits = F.linear(x, _w(self.output_weight, plan.freeze_shared))
         if targets is None:
             return logits
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        # Low-precision logits are upcast for the loss; float64 stays float64.
+        logits = logits.flatten(0, 1)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.cross_entropy(logits, targets.flatten(), ignore_index=-100)
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())
