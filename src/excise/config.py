@@ -144,8 +144,8 @@ class DataSource(Section):
 
     @model_validator(mode="after")
     def _one_origin(self) -> DataSource:
-        if (self.path is None) == (self.hub is None):
-            raise ValueError("give exactly one of path or hub")
+        if self.path is not None and self.hub is not None:
+            raise ValueError("give either path or hub, not both")
         return self
 
 
@@ -156,6 +156,10 @@ class DataConfig(Section):
         None, description="generate the built-in corpus instead of reading files"
     )
     builtin_documents: int = Field(4000, ge=10, description="documents per domain (built-in)")
+    path: str | None = Field(
+        None, description="one file for every domain whose own path/hub is not given "
+        "(each domain's filter then selects its rows)"
+    )
     retain: DataSource | None = None
     forget: DataSource | None = None
     adjacent: DataSource | None = None
@@ -168,6 +172,12 @@ class DataConfig(Section):
         if not given and self.builtin is None:
             raise ValueError("data needs data.builtin or data.retain.path and data.forget.path")
         if given:
+            for d in given:
+                source = getattr(self, d)
+                if source.path is None and source.hub is None:
+                    if self.path is None:
+                        raise ValueError(f"data.{d} needs a path: set data.{d}.path (or data.path)")
+                    source.path = self.path
             missing = [d for d in ("retain", "forget") if getattr(self, d) is None]
             if missing:
                 raise ValueError(
