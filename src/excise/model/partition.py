@@ -281,7 +281,9 @@ def prune(model: GPT, partition: Partition) -> GPT:
     shapes = []
     for s, block in zip(model.layer_shapes, model.blocks):
         shapes.append(LayerShape(s.n_heads - block.attn.forget_heads, s.d_ff - block.mlp.forget_units))
-    pruned = GPT(cfg, shapes)
+    reference = next(model.parameters())
+    # Same dtype and device as the source (a float64 or GPU model stays one).
+    pruned = GPT(cfg, shapes).to(device=reference.device, dtype=reference.dtype)
     source = model.state_dict()
     target = pruned.state_dict()
     for name, value in source.items():
