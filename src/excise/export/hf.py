@@ -1,0 +1,284 @@
+"""``excise export RUN_DIR --format hf``: a plain transformers model directory.
+
+The directory holds ``config.json`` (a stock architecture), ``model.safetensors``, the run's
+tokenizer as a ``PreTrainedTokenizerFast``, a model card ``README.md`` and
+``excise_export.json`` (what was exported, and the forget slices under transformers names).
+It loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` without excise installed.
+
+``ablated`` exports the safe model (forget units zeroed). ``prune`` removes the forget units
+physically where the stock config can express it: every layer must have the same shape, so
+all layers must be masked identically; heads are pruned only where the family accepts the
+remaining head count (GPT-Neo never: head_dim = hidden / heads; Llama in transformers 5 only
+if hidden_size is a multiple of the remaining heads) and otherwise stay zeroed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from excise.config import Config, ModelConfig
+from excise.errors import UserError
+from excise.export.families import (
+    ARCHITECTURES,
+    GPT_NEO,
+    LLAMA,
+    bias_layout,
+    hf_family,
+    name_map,
+    to_hf_tensors,
+)
+from excise.model.gpt import GPT
+from excise.model.partition import Partition, ablate_, build_partition, count_elements, prune
+
+EXPORT_INFO = "excise_export.json"
+HF_WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, for the CLI summary and the model card."""
+
+    out: Path
+    family: str
+    ablated: bool
+    pruned_heads: bool
+    pruned_mlp: bool
+    num_parameters: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _uniform_shape(model: GPT) -> tuple[int, int]:
+    heads = {s.n_heads for s in model.layer_shapes}
+    widths = {s.d_ff for s in model.layer_shapes}
+    if len(heads) != 1 or len(widths) != 1:
+        raise UserError(
+            "a stock transformers config needs every layer to have the same number of heads "
+            f"and MLP units; this model has heads {sorted(heads)} and MLP widths "
+            f"{sorted(widths)} across layers"
+        )
+    return heads.pop(), widths.pop()
+
+
+def hf_config(model: GPT, family: str, special_ids: dict[str, int | None]) -> dict:
+    """The ``config.json`` of the stock architecture expressing ``model`` (uniform layers)."""
+    cfg: ModelConfig = model.config
+    n_heads, d_ff = _uniform_shape(model)
+    dtype = _dtype_name(model.embed.weight.dtype)
+    common = {
+        "architectures": [ARCHITECTURES[family]],
+        "model_type": family,
+        "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": cfg.context,
+        "hidden_size": cfg.d_model,
+        "intermediate_size": d_ff,
+        "initializer_range": cfg.init_std,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "use_cache": True,
+        "bos_token_id": special_ids.get("bos"),
+        "eos_token_id": special_ids.get("eos"),
+        "pad_token_id": special_ids.get("pad"),
+        "dtype": dtype,
+        "torch_dtype": dtype,
+    }
+    if family == GPT_NEO:
+        return common | {
+            "num_layers": cfg.n_layers,
+            "num_heads": n_heads,
+            "attention_types": [[["global"], cfg.n_layers]],
+            "window_size": 256,
+            "activation_function": "gelu_new",
+            "layer_norm_epsilon": cfg.norm_eps,
+            "resid_dropout": 0.0,
+            "embed_dropout": 0.0,
+            "attention_dropout": 0.0,
+        }
+    biases = bias_layout(cfg, family)
+    return common | {
+        "num_hidden_layers": cfg.n_layers,
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": n_heads,
+        "head_dim": cfg.resolved_head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "rope_theta": cfg.rope_theta,
+        "attention_bias": biases.qkv,
+        "mlp_bias": biases.mlp,
+        "attention_dropout": 0.0,
+        "pretraining_tp": 1,
+    }
+
+
+def hf_state_dict(model: GPT, family: str) -> dict[str, torch.Tensor]:
+    """``model``'s weights under transformers names (tied head omitted)."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("rope_")}
+    return to_hf_tensors(state, model.config, family, model.config.n_layers, model.config.mlp == "swiglu")
+
+
+def prepare_model(
+    model: GPT, partition: Partition, family: str, ablated: bool, prune_units: bool
+) -> tuple[GPT, Partition, list[str], bool, bool]:
+    """The model to export: a copy, ablated and/or pruned as far as ``family`` allows.
+
+    Returns (model, partition of what is still in it, notes, pruned_heads, pruned_mlp).
+    """
+    notes: list[str] = []
+    if (ablated or prune_units) and partition.empty:
+        raise UserError("this run has no partition (no forget units): there is nothing to ablate or prune")
+    model = copy.deepcopy(model)
+    if ablated or prune_units:
+        ablate_(model, partition)
+    if not prune_units:
+        return model, partition, notes, False, False
+    forget_heads = {b.attn.forget_heads for b in model.blocks}
+    forget_units = {b.mlp.forget_units for b in model.blocks}
+    if len(forget_heads) != 1 or len(forget_units) != 1:
+        raise UserError(
+            "--prune needs every layer masked identically (stock configs give all layers one "
+            f"shape), but forget heads per layer are {[b.attn.forget_heads for b in model.blocks]} "
+            f"and forget MLP units {[b.mlp.forget_units for b in model.blocks]} "
+            "(partition.layers masks only some layers); export with --ablated instead"
+        )
+    fh, fu = forget_heads.pop(), forget_units.pop()
+    cfg = model.config
+    n_heads = model.layer_shapes[0].n_heads
+    prune_heads = fh > 0
+    if fh > 0 and family == GPT_NEO:
+        prune_heads = False
+        notes.append(
+            f"{fh} forget head(s) per layer are kept, zeroed: GPT-Neo derives head_dim = "
+            "hidden_size / num_heads, so it cannot express fewer heads"
+        )
+    elif fh > 0 and family == LLAMA and cfg.d_model % (n_heads - fh) != 0:
+        prune_heads = False
+        notes.append(
+            f"{fh} forget head(s) per layer are kept, zeroed: transformers' Llama requires "
+            f"hidden_size ({cfg.d_model}) to be a multiple of the head count ({n_heads - fh})"
+        )
+    heads_to_remove = [fh if prune_heads else 0] * cfg.n_layers
+    model.set_forget_units(heads_to_remove, [fu] * cfg.n_layers)
+    pruned = prune(model, build_partition(model))
+    if prune_heads:
+        remaining = Partition()
+    else:  # the zeroed heads remain; they are still forget slices of the exported model
+        pruned.set_forget_units([fh] * cfg.n_layers, [0] * cfg.n_layers)
+        remaining = build_partition(pruned)
+    if fu:
+        notes.append(f"{fu} forget MLP unit(s) per layer removed")
+    if prune_heads:
+        notes.append(f"{fh} forget head(s) per layer removed")
+    return pruned, remaining, notes, prune_heads, fu > 0
+
+
+def hf_partition(partition: Partition, family: str, n_layers: int) -> dict:
+    """The partition under transformers tensor names (same JSON format as partition.json)."""
+    names = name_map(family, n_layers)
+    return {names[k]: v.to_json() for k, v in sorted(partition.slices.items()) if k in names}
+
+
+def export_model(
+    model: GPT,
+    partition: Partition,
+    out: str | Path,
+    *,
+    ablated: bool = False,
+    prune_units: bool = False,
+    tokenizer_json: Path | None = None,
+    config: Config | None = None,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write ``model`` as a transformers directory (see module docstring)."""
+    from excise.checkpoint import atomic_write_text, save_weights
+    from excise.export.card import model_card
+    from excise.export.tokenizer import special_token_ids, write_tokenizer
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"export directory {out} exists and is not empty; choose another --out")
+    family = hf_family(model.config)
+    original_counts = count_elements(model, partition) if not partition.empty else None
+    exported, remaining, notes, pruned_heads, pruned_mlp = prepare_model(
+        model, partition, family, ablated, prune_units
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    special: dict[str, int | None] = {}
+    if tokenizer_json is not None:
+        special = write_tokenizer(tokenizer_json, out, model_max_length=model.config.context)
+    else:
+        special = {}
+    hf_cfg = hf_config(exported, family, special)
+    atomic_write_text(out / "config.json", json.dumps(hf_cfg, indent=2) + "\n")
+    tensors = hf_state_dict(exported, family)
+    save_weights(tensors, out / HF_WEIGHTS, metadata={"format": "pt"})
+    result = ExportResult(
+        out=out,
+        family=family,
+        ablated=ablated or prune_units,
+        pruned_heads=pruned_heads,
+        pruned_mlp=pruned_mlp,
+        num_parameters=sum(t.numel() for t in tensors.values()),  # zero-filled biases count
+        notes=notes,
+    )
+    info = {
+        "format": "hf",
+        "family": family,
+        "architecture": ARCHITECTURES[family],
+        "ablated": result.ablated,
+        "pruned_heads": pruned_heads,
+        "pruned_mlp_units": pruned_mlp,
+        "num_parameters": result.num_parameters,
+        "notes": notes,
+        "source_run": str(run_dir) if run_dir is not None else None,
+        "forget_partition": hf_partition(remaining, family, model.config.n_layers),
+        "forget_slices_zeroed": result.ablated,
+    }
+    atomic_write_text(out / EXPORT_INFO, json.dumps(info, indent=1) + "\n")
+    card = model_card(
+        result, model, partition, config=config, run_dir=run_dir, counts=original_counts,
+        has_tokenizer=tokenizer_json is not None,
+    )
+    atomic_write_text(out / "README.md", card)
+    return result
+
+
+def export_hf(
+    run_dir: str | Path, out: str | Path, *, ablated: bool = False, prune_units: bool = False,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export a finished run directory (see :func:`export_model`)."""
+    from excise.run import TOKENIZER, load_run
+
+    run = load_run(run_dir)
+    tok = run.dir / TOKENIZER
+    return export_model(
+        run.model, run.partition, out, ablated=ablated, prune_units=prune_units,
+        tokenizer_json=tok if tok.is_file() else None, config=run.config, run_dir=run.dir,
+        overwrite=overwrite,
+    )
+
+
+def cli_export(args) -> int:
+    """``excise export RUN_DIR --format hf [--ablated] [--prune] --out DIR``."""
+    if getattr(args, "format", "hf") != "hf":
+        raise UserError(f"unknown export format {args.format!r}; supported: hf")
+    result = export_hf(args.run_dir, args.out, ablated=args.ablated, prune_units=args.prune)
+    kind = "pruned safe" if args.prune else ("ablated (safe)" if result.ablated else "full")
+    print(
+        f"exported the {kind} model as {ARCHITECTURES[result.family]} "
+        f"({result.num_parameters:,} parameters) to {result.out}"
+    )
+    for note in result.notes:
+        print(f"  note: {note}")
+    if not (result.out / "tokenizer.json").is_file():
+        print("  warning: the run has no tokenizer.json; the export has no tokenizer")
+    return 0
