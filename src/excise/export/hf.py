@@ -101,6 +101,13 @@ def hf_config(model: GPT, family: str, special_ids: dict[str, int | None]) -> di
             "embed_dropout": 0.0,
             "attention_dropout": 0.0,
         }
+    if cfg.d_model % n_heads != 0:
+        raise UserError(
+            f"transformers' Llama requires hidden_size ({cfg.d_model}) to be a multiple of the "
+            f"number of heads ({n_heads}), even with an explicit head_dim; this model cannot be "
+            "exported as it is (a model expanded with new forget heads can be exported with "
+            "--prune once they are removed)"
+        )
     biases = bias_layout(cfg, family)
     return common | {
         "num_hidden_layers": cfg.n_layers,
