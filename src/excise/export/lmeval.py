@@ -1,0 +1,210 @@
+"""Evaluate an exported model with plain transformers or lm-evaluation-harness (optional).
+
+- :func:`transformers_losses`: mean next-token loss (nats) per domain on jsonl / txt text,
+  computed by the transformers model itself; needs only the ``hf`` extra. Same definition as
+  ``excise eval``: documents tokenized and concatenated, cut into context-length windows,
+  every predicted token counts once.
+- :func:`write_perplexity_tasks` + :func:`evaluate_lm_eval`: lm-eval tasks
+  ``excise_ppl_<domain>`` (``loglikelihood_rolling`` over local jsonl, metrics word / byte
+  perplexity and bits per byte), run in-process on an export; needs the ``lmeval`` extra
+  (``pip install 'excise[lmeval]'``). Everything is local: no download.
+
+Command line: ``python -m excise.export.lmeval EXPORT_DIR --forget f.jsonl --retain r.jsonl
+[--adjacent a.jsonl] [--lm-eval] [--limit N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+from excise.errors import UserError
+
+TASK_PREFIX = "excise_ppl_"
+
+
+def read_texts(path: Path, text_field: str = "text", max_documents: int | None = None) -> list[str]:
+    """Documents of a ``.jsonl`` (one object per line, ``text_field``) or ``.txt`` (blank-line
+    separated) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"text file {path} does not exist")
+    texts: list[str] = []
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{n} is not valid JSON: {e}") from None
+                if text_field not in row:
+                    raise UserError(f"{path}:{n} has no field {text_field!r}")
+                texts.append(str(row[text_field]))
+                if max_documents is not None and len(texts) >= max_documents:
+                    break
+    else:
+        texts = [t.strip() for t in path.read_text(encoding="utf-8").split("\n\n") if t.strip()]
+        texts = texts[:max_documents] if max_documents is not None else texts
+    return texts
+
+
+def transformers_losses(
+    model_dir: str | Path,
+    files: Mapping[str, Path],
+    *,
+    text_field: str = "text",
+    max_documents: int | None = 200,
+    batch_size: int = 8,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Mean next-token loss in nats per domain, computed by transformers on the export."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    context = model.config.max_position_embeddings
+    eos = tok.eos_token_id
+    out: dict[str, float] = {}
+    for domain, path in files.items():
+        ids: list[int] = []
+        for text in read_texts(path, text_field, max_documents):
+            ids += tok(text, add_special_tokens=False)["input_ids"]
+            if eos is not None:
+                ids.append(eos)
+        windows = [ids[i : i + context] for i in range(0, len(ids) - 1, context)]
+        windows = [w for w in windows if len(w) > 1]
+        if not windows:
+            raise UserError(f"{path}: no text to evaluate")
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(windows), batch_size):
+                batch = windows[start : start + batch_size]
+                width = max(len(w) for w in batch)
+                x = torch.zeros(len(batch), width, dtype=torch.long)
+                y = torch.full((len(batch), width), -100, dtype=torch.long)
+                for row, w in enumerate(batch):
+                    x[row, : len(w)] = torch.tensor(w)
+                    y[row, : len(w) - 1] = torch.tensor(w[1:])
+                logits = model(x.to(device)).logits.float()
+                loss = torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-100, reduction="sum"
+                )
+                total += loss.item()
+                count += int((y != -100).sum())
+        out[domain] = total / count
+    return out
+
+
+def write_perplexity_tasks(task_dir: str | Path, files: Mapping[str, Path], text_field: str = "text") -> list[str]:
+    """Write one lm-eval task YAML per domain into ``task_dir``; returns the task names."""
+    task_dir = Path(task_dir)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for domain, path in files.items():
+        path = Path(path).resolve()
+        if path.suffix != ".jsonl":
+            raise UserError(f"lm-eval tasks read jsonl; {path} is not a .jsonl file")
+        name = f"{TASK_PREFIX}{domain}"
+        # JSON is valid YAML, and quoting every string keeps paths with odd characters safe
+        task = {
+            "task": name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": str(path)}},
+            "test_split": "test",
+            "output_type": "loglikelihood_rolling",
+            "doc_to_text": "",
+            "doc_to_target": "{{" + text_field + "}}",
+            "metric_list": [
+                {"metric": "word_perplexity"},
+                {"metric": "byte_perplexity"},
+                {"metric": "bits_per_byte"},
+            ],
+            "metadata": {"version": 1.0},
+        }
+        (task_dir / f"{name}.yaml").write_text(json.dumps(task, indent=1) + "\n", encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def require_lm_eval():
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "lm-evaluation-harness is not installed: pip install 'excise[lmeval]'"
+        ) from None
+    return lm_eval
+
+
+def evaluate_lm_eval(
+    model_dir: str | Path,
+    files: Mapping[str, Path],
+    task_dir: str | Path,
+    *,
+    text_field: str = "text",
+    limit: int | None = None,
+    batch_size: int = 1,
+    device: str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Run the local perplexity tasks with lm-eval in-process; {domain: {metric: value}}."""
+    require_lm_eval()
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    names = write_perplexity_tasks(task_dir, files, text_field)
+    lm = HFLM(pretrained=str(model_dir), batch_size=batch_size, device=device)
+    manager = TaskManager(include_path=str(task_dir))
+    results = simple_evaluate(model=lm, tasks=names, task_manager=manager, limit=limit)
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        metrics = results["results"][name]
+        domain = name.removeprefix(TASK_PREFIX)
+        out[domain] = {
+            k.split(",")[0]: float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and "stderr" not in k and math.isfinite(float(v))
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m excise.export.lmeval", description=__doc__.split("\n")[0])
+    parser.add_argument("model_dir")
+    for domain in ("forget", "retain", "adjacent"):
+        parser.add_argument(f"--{domain}", type=Path, help=f"{domain}-domain jsonl / txt")
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--max-documents", type=int, default=200)
+    parser.add_argument("--lm-eval", action="store_true", help="also run lm-eval's perplexity tasks")
+    parser.add_argument("--limit", type=int, default=None, help="lm-eval: documents per task")
+    parser.add_argument("--task-dir", default=None)
+    args = parser.parse_args(argv)
+    files = {d: getattr(args, d) for d in ("forget", "retain", "adjacent") if getattr(args, d)}
+    if not files:
+        parser.error("give at least one of --forget, --retain, --adjacent")
+    try:
+        result: dict = {
+            "transformers_loss": transformers_losses(
+                args.model_dir, files, text_field=args.text_field, max_documents=args.max_documents
+            )
+        }
+        if args.lm_eval:
+            task_dir = args.task_dir or str(Path(args.model_dir) / "lm_eval_tasks")
+            result["lm_eval"] = evaluate_lm_eval(
+                args.model_dir, files, task_dir, text_field=args.text_field, limit=args.limit
+            )
+    except UserError as e:
+        print(f"error: {e}")
+        return 2
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

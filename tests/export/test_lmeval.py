@@ -1,0 +1,78 @@
+"""Evaluating an export: transformers-computed losses, and the optional lm-eval path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
+
+from excise.config import PartitionConfig  # noqa: E402
+from excise.export import export_hf  # noqa: E402
+from excise.export.lmeval import transformers_losses, write_perplexity_tasks  # noqa: E402
+from hf_helpers import NEO, tiny_config  # noqa: E402
+
+TEXTS = {
+    "forget": ["el gato se sienta", "el gato"] * 6,
+    "retain": ["the cat sat on the mat", "a dog and a cat"] * 6,
+}
+
+
+def write_jsonl(tmp_path) -> dict:
+    files = {}
+    for domain, texts in TEXTS.items():
+        path = tmp_path / f"{domain}.jsonl"
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        files[domain] = path
+    return files
+
+
+def test_transformers_losses_equal_excise_losses(tmp_path, make_run):
+    from tokenizers import Tokenizer
+
+    from excise.run import load_run
+
+    run_dir = make_run(tiny_config(**NEO), PartitionConfig(forget_heads=1, forget_mlp_units=8))
+    export_hf(run_dir, tmp_path / "hf")
+    files = write_jsonl(tmp_path)
+    got = transformers_losses(tmp_path / "hf", files)
+    run = load_run(run_dir)
+    tok = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    eos = tok.token_to_id("<|endoftext|>")
+    for domain, texts in TEXTS.items():
+        ids = [i for t in texts for i in tok.encode(t).ids + [eos]]
+        total, count = 0.0, 0
+        for start in range(0, len(ids) - 1, 16):
+            w = torch.tensor(ids[start : start + 16])
+            if len(w) < 2:
+                continue
+            with torch.no_grad():
+                total += run.model(w[None, :-1], w[None, 1:]).item() * (len(w) - 1)
+            count += len(w) - 1
+        assert got[domain] == pytest.approx(total / count, rel=1e-5)
+
+
+def test_perplexity_task_definition(tmp_path):
+    files = write_jsonl(tmp_path)
+    names = write_perplexity_tasks(tmp_path / "tasks", files)
+    assert names == ["excise_ppl_forget", "excise_ppl_retain"]
+    task = yaml.safe_load((tmp_path / "tasks" / "excise_ppl_forget.yaml").read_text())
+    assert task["output_type"] == "loglikelihood_rolling"
+    assert task["dataset_kwargs"]["data_files"]["test"] == str(files["forget"].resolve())
+    assert {m["metric"] for m in task["metric_list"]} == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+
+
+def test_lm_eval_runs_local_tasks(tmp_path, make_run):
+    pytest.importorskip("lm_eval", reason="lm-evaluation-harness (the lmeval extra) is not installed")
+    from excise.export.lmeval import evaluate_lm_eval
+
+    run_dir = make_run(tiny_config(**NEO), PartitionConfig(forget_heads=1, forget_mlp_units=8))
+    export_hf(run_dir, tmp_path / "hf")
+    files = write_jsonl(tmp_path)
+    result = evaluate_lm_eval(tmp_path / "hf", files, tmp_path / "tasks", limit=4)
+    assert set(result) == {"forget", "retain"}
+    for metrics in result.values():
+        assert metrics["bits_per_byte"] > 0 and metrics["word_perplexity"] > 1
