@@ -24,8 +24,9 @@ from functools import lru_cache
 import pytest
 import torch
 
+from excise.config import PartitionConfig
 from excise.model.gpt import Mode
-from excise.model.partition import ablate_
+from excise.model.partition import ablate_, ablated_copy, is_shared_name
 from excise.model.strategies import STRATEGIES, get_strategy
 from model_test_helpers import (
     EXACT,
@@ -214,3 +215,30 @@ def test_loss_keeps_float64_precision() -> None:
     ref = torch.nn.functional.cross_entropy(model(idx).flatten(0, 1), targets.flatten())
     assert loss.dtype == torch.float64
     torch.testing.assert_close(loss, ref, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize(
+    "pcfg",
+    [
+        PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[0]),
+        PartitionConfig(forget_heads=2, forget_mlp_units=0, layers=[1]),
+    ],
+    ids=["mlp_units_only", "heads_only_in_last_layer"],
+)
+@pytest.mark.parametrize("variant", ["neo_qkv_bias", "llama_bias"])
+def test_sgtm_with_forget_units_in_one_sublayer_only(variant: str, pcfg: PartitionConfig) -> None:
+    """A sublayer without forget units is all retain: it must not learn on forget steps."""
+    model, partition = partitioned_model(variant, pcfg)
+    _, plain_grads = backward(plain_model(variant))
+    sgtm = get_strategy("sgtm")
+    backward(model, sgtm.plan(Mode.FORGET))
+    sgtm.after_backward(model, partition, Mode.FORGET)
+    for name, p in model.named_parameters():
+        forget = partition.forget_mask(name, p)
+        learns = torch.ones_like(forget) if is_shared_name(name) else forget
+        torch.testing.assert_close(p.grad[learns], plain_grads[name][learns], **EXACT, msg=name)
+        assert not p.grad[~learns].any(), name
+    assert any(partition.forget_mask(n, p).any() for n, p in model.named_parameters())
+    retain_logits, _ = backward(model, sgtm.plan(Mode.RETAIN))
+    ablated_logits, _ = backward(ablated_copy(model, partition))
+    torch.testing.assert_close(retain_logits, ablated_logits, **EXACT)
