@@ -1,0 +1,357 @@
+"""``excise train``: one training loop for 1 process or N under torchrun.
+
+setup → fit → finish. Every method runs through the same loop; a method decides only the
+mode of each step (SGTM-style strategies) or whether the step is skipped (filters). The
+data order and labels come from a schedule that is a pure function of (seed, step), so
+every rank sees the same labels and a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from excise.config import Config, ConfigError, load_config, save_config
+from excise.errors import UserError
+from excise.model.gpt import GPT, Mode, StepPlan
+from excise.model.partition import Partition, build_model
+from excise.run import (
+    CONFIG, META, METRICS, SUMMARY, WEIGHTS, run_meta, save_model, write_json,
+)  # fmt: skip
+from excise.train import checkpoints
+from excise.train.logger import MetricsLogger
+from excise.train.step import NonFiniteError, build_optimizer, lr_at, train_step
+
+MODES = {"forget": Mode.FORGET, "retain": Mode.RETAIN, "default": Mode.DEFAULT}
+
+
+# ---------------------------------------------------------------------------------------
+# processes and devices
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the torchrun process group when launched under torchrun (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local)
+    return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def barrier(d: Dist) -> None:
+    if d.world_size > 1:
+        dist.barrier()
+
+
+def resolve_device(config: Config) -> str:
+    want = config.train.device
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device is cuda but no CUDA device is available")
+    return want
+
+
+def autocast_for(config: Config, device: str):
+    dtype = config.train.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device == "cuda" else "float32"
+    if dtype == "bfloat16":
+        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# the run directory
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool, d: Dist) -> None:
+    """Refuse to clobber a user's run directory unless asked to."""
+    if d.main:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a directory")
+        non_empty = out.is_dir() and any(out.iterdir())
+        if non_empty and not resume:
+            if not overwrite:
+                raise UserError(
+                    f"run directory {out} is not empty; use --resume to continue the run in "
+                    "it or --overwrite to replace it"
+                )
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    barrier(d)
+
+
+def step_mode(method: str, label: str, domain: str) -> Mode | None:
+    """The mode of a step for ``method``, or None when the method skips the step."""
+    if method == "weak_filter":
+        return None if label == "forget" else Mode.DEFAULT
+    if method == "strict_filter":
+        return None if label == "forget" or domain in ("forget", "adjacent") else Mode.DEFAULT
+    if method == "no_filter":
+        return Mode.DEFAULT
+    return MODES[label]
+
+
+@dataclass
+class Fit:
+    """State of a fit that checkpoints must capture (besides model and optimizer)."""
+
+    step: int = 0
+    tokens: int = 0
+    skipped: int = 0
+    label_counts: dict = field(default_factory=dict)
+    nonfinite: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "step": self.step, "tokens": self.tokens, "skipped": self.skipped,
+            "label_counts": self.label_counts, "nonfinite": self.nonfinite,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict) -> Fit:
+        return cls(d["step"], d["tokens"], d["skipped"], d["label_counts"], d.get("nonfinite", 0))
+
+
+def micro_batches(
+    tokens: np.ndarray, indices: np.ndarray, config: Config, d: Dist, device: str
+) -> list[torch.Tensor]:
+    """This rank's share of the global batch, split into micro-batches."""
+    batch = config.train.batch_size
+    if batch % d.world_size != 0:
+        raise UserError(f"train.batch_size ({batch}) must be divisible by the {d.world_size} processes")
+    per_rank = batch // d.world_size
+    mine = indices[d.rank * per_rank : (d.rank + 1) * per_rank]
+    micro = min(config.train.micro_batch_size or per_rank, per_rank)
+    if per_rank % micro != 0:
+        raise UserError(
+            f"per-process batch ({per_rank}) must be a multiple of train.micro_batch_size ({micro})"
+        )
+    rows = torch.from_numpy(np.asarray(tokens[np.sort(mine)], dtype=np.int64))
+    return [rows[i : i + micro].to(device, non_blocking=True) for i in range(0, per_rank, micro)]
+
+
+# ---------------------------------------------------------------------------------------
+# evaluation during training
+
+
+def eval_losses(
+    model: GPT, partition: Partition, test: dict[str, np.ndarray], config: Config, device: str,
+    autocast=None,
+) -> dict[str, dict[str, float]]:
+    """Held-out mean token loss per domain, full and (for partitioned runs) ablated."""
+    from excise.eval.losses import domain_loss
+
+    variants = {"full": StepPlan()}
+    if not partition.empty:
+        variants["ablated"] = StepPlan(Mode.RETAIN)  # forward equals the zero-ablated model
+    out: dict[str, dict[str, float]] = {}
+    was_training = model.training
+    model.eval()
+    with autocast if autocast is not None else contextlib.nullcontext():
+        for variant, plan in variants.items():
+            out[variant] = {
+                domain: domain_loss(
+                    model, arr, plan=plan, batch_size=config.eval.batch_size,
+                    max_tokens=config.eval.max_tokens, device=device,
+                ).mean
+                for domain, arr in test.items()
+            }  # fmt: skip
+    model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+def train(
+    config: Config, out: str | Path, resume: bool = False, overwrite: bool = False
+) -> dict:
+    """Train one run into ``out`` and return its summary (rank 0; other ranks return {})."""
+    from excise.data import StepSchedule, prepare_data
+
+    out = Path(out)
+    device = resolve_device(config)
+    d = init_distributed(device)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    prepare_run_dir(out, resume, overwrite, d)
+    lock = checkpoints.RunLock(out) if d.main else None
+    try:
+        if lock:
+            lock.acquire()
+        return _fit(config, out, resume, device, d, prepare_data, StepSchedule)
+    finally:
+        if lock:
+            lock.release()
+
+
+def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
+    started = time.time()
+    # Rank 0 builds the token cache first; the others then read it.
+    if d.main:
+        data = prepare_data(config, run_dir=out, progress=config.logging.progress)
+    barrier(d)
+    if not d.main:
+        data = prepare_data(config, run_dir=None, progress=False)
+    for domain, arr in data.train.items():
+        if len(arr) == 0:
+            raise UserError(f"data.{domain} has no training sequence of {config.model.context + 1} tokens")
+
+    partition_cfg = config.partition if config.method.partitioned else None
+    model, partition = build_model(config.model, partition_cfg, seed=config.seed)
+    model.to(device)
+    optimizer = build_optimizer(model, partition, config.method, config.train, device)
+    schedule = StepSchedule(config, {k: len(v) for k, v in data.train.items()}, data.forget_flags)
+    fit = Fit()
+
+    if resume:
+        restored = checkpoints.restore_latest(out, model, optimizer, device)
+        if restored is not None:
+            fit = Fit.from_json(restored)
+    if d.main:
+        save_config(config, out / CONFIG)
+        write_json(out / META, run_meta(config, d.world_size, device=device, resumed_from=fit.step or None))
+    logger = MetricsLogger(out / METRICS, config, enabled=d.main, resume_step=fit.step if resume else None)
+
+    forward_model = torch.compile(model) if config.train.compile else model
+    autocast = autocast_for(config, device)
+    steps = config.train.steps
+    progress = None
+    if d.main and config.logging.progress and steps > fit.step:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=steps, initial=fit.step, desc=f"train {config.method.name}", unit="step", dynamic_ncols=True)
+
+    window_tokens, window_start = 0, time.perf_counter()
+    last = None
+    while fit.step < steps:
+        step = fit.step
+        sl = schedule.at(step)
+        mode = step_mode(config.method.name, sl.label, sl.domain)
+        key = f"{sl.domain}/{sl.label}"
+        fit.label_counts[key] = fit.label_counts.get(key, 0) + 1
+        lr = lr_at(step, config.train)
+        if mode is None:
+            fit.skipped += 1
+        else:
+            batches = micro_batches(data.train[sl.domain], sl.indices, config, d, device)
+            try:
+                last = train_step(
+                    forward_model, optimizer, partition, config.method, config.train,
+                    batches, mode, lr, autocast=autocast,
+                )  # fmt: skip
+            except NonFiniteError as e:
+                fit.nonfinite += 1
+                logger.log({"event": "nonfinite", "step": step, "where": e.where, "domain": sl.domain})
+                if d.main:
+                    checkpoints.save_diagnostic(out, step, e.where, batches)
+                if config.train.on_nonfinite == "stop":
+                    raise UserError(
+                        f"step {step}: non-finite {e.where}; training stopped (diagnostic in "
+                        f"{out / 'diagnostics'}). Set train.on_nonfinite=skip to skip such batches."
+                    ) from None
+                last = None
+            else:
+                global_tokens = last.tokens * d.world_size
+                fit.tokens += global_tokens
+                window_tokens += global_tokens
+        fit.step += 1
+
+        if d.main and (fit.step % config.logging.every == 0 or fit.step == steps) and last is not None:
+            elapsed = time.perf_counter() - window_start
+            tps = window_tokens / elapsed if elapsed > 0 else 0.0
+            logger.log({
+                "event": "train", "step": fit.step, "loss": last.loss, "lr": lr,
+                "grad_norm": last.grad_norm, "tokens": fit.tokens, "tokens_per_second": tps,
+                "domain": sl.domain, "label": sl.label, "mode": mode.value if mode else "skipped",
+                "skipped": fit.skipped,
+            })  # fmt: skip
+            if progress is not None:
+                progress.set_postfix(loss=f"{last.loss:.3f}", tok_s=f"{tps:,.0f}")
+            window_tokens, window_start = 0, time.perf_counter()
+        if progress is not None:
+            progress.update(1)
+
+        if config.eval.every and fit.step % config.eval.every == 0 and fit.step < steps:
+            losses = eval_losses(model, partition, data.test, config, device, autocast)
+            logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens, **losses})
+        if config.checkpoint.every and fit.step % config.checkpoint.every == 0 and fit.step < steps:
+            if d.main:
+                checkpoints.save(out, fit.step, model, partition, optimizer, config, fit.to_json(), keep=config.checkpoint.keep)
+            barrier(d)
+    if progress is not None:
+        progress.close()
+
+    losses = eval_losses(model, partition, data.test, config, device, autocast)
+    summary = {}
+    if d.main:
+        logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens, **losses})
+        save_model(out, model, partition)
+        wall = time.time() - started
+        summary = {
+            "method": config.method.name,
+            "masking": config.method.masking,
+            "steps": fit.step,
+            "tokens": fit.tokens,
+            "skipped_steps": fit.skipped,
+            "nonfinite_steps": fit.nonfinite,
+            "final_train_loss": last.loss if last else None,
+            "eval": losses,
+            "label_counts": fit.label_counts,
+            "label_statistics": schedule.statistics(fit.step) if fit.step else {},
+            "labeller": data.labeller_report,
+            "data": data.stats,
+            "wall_seconds": wall,
+            "tokens_per_second": fit.tokens / wall if wall > 0 else None,
+            "parameters": model.num_parameters(),
+            "world_size": d.world_size,
+        }
+        write_json(out / SUMMARY, summary)
+    logger.close()
+    barrier(d)
+    return summary
+
+
+def cli_train(args) -> int:
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError:
+        raise
+    summary = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+    if summary:
+        ev = summary["eval"]
+        print(f"run written to {args.out}")
+        for variant, losses in ev.items():
+            figures = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
+            print(f"  {variant:8s} test loss (nats): {figures}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
