@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep YAML")
     p.add_argument("--out", required=True)
     p.add_argument("overrides", nargs="*")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (threads are split)")
 
     p = sub.add_parser("report", help="markdown report with plots of a sweep or demo directory")
     p.add_argument("dir")
@@ -104,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # dotted.key=value overrides may also follow the options (e.g. after --out DIR)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides = list(args.overrides or []) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
