@@ -1,0 +1,14 @@
+"""``excise unlearn METHOD RUN_DIR --out RUN_DIR2``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cli_unlearn(args: argparse.Namespace) -> int:
+    from excise.methods.unlearn import unlearn_run
+
+    log = unlearn_run(args.run_dir, args.out, args.method, args.overrides)
+    extra = f" (layer {log['layer']}, steering {log['steering_coef']:.2f})" if "layer" in log else ""
+    print(f"{args.method}{extra}: loss {log['first_loss']} -> {log['last_loss']}; wrote {args.out}")
+    return 0
