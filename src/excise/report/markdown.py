@@ -1,0 +1,407 @@
+"""``excise report DIR``: a markdown report with PNG plots of a sweep or demo directory.
+
+Reads only local files: ``sweep.json`` (when present) for the runs and their grid values,
+and each run's ``eval.json``, ``relearn.json``, ``summary.json``, ``metrics.jsonl`` (eval
+events along training, absorption records) and ``config.yaml``. A directory without
+``sweep.json`` is read as a set of run directories (or one run). Whatever is missing is
+named in the report's "Missing" section instead of failing.
+
+Writes ``DIR/report.md`` and ``DIR/plots/*.png``; returns the report path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from excise.errors import UserError
+from excise.report import plots
+from excise.report.sweep import RESULTS_FILE, SWEEP_FILE
+
+VARIANTS = ("full", "ablated", "calibrated")
+DOMAIN_ORDER = ("forget", "retain", "adjacent")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+@dataclass
+class RunRecord:
+    """Everything the report knows about one run directory (any part may be missing)."""
+
+    name: str
+    dir: Path
+    method: str
+    kind: str = "train"
+    values: dict = field(default_factory=dict)
+    reference: str | None = None
+    config: dict = field(default_factory=dict)
+    eval: dict | None = None
+    relearn: dict | None = None
+    summary: dict | None = None
+    eval_events: list[dict] = field(default_factory=list)
+    absorption: list[dict] = field(default_factory=list)
+
+    @property
+    def vocab_size(self) -> int | None:
+        v = (self.config.get("model") or {}).get("vocab_size")
+        return int(v) if isinstance(v, (int, float)) else None
+
+    @property
+    def partitioned(self) -> bool:
+        if self.eval is not None and "partitioned" in self.eval:
+            return bool(self.eval["partitioned"])
+        return self.method in ("sgtm", "gradient_routing", "activation_masking")
+
+    @property
+    def released_variant(self) -> str:
+        return "ablated" if self.partitioned else "full"
+
+    def final_losses(self, variant: str) -> dict[str, float]:
+        """eval.json's figures for ``variant``, else the last eval event's."""
+        if self.eval is not None and isinstance(self.eval.get(variant), dict):
+            return self.eval[variant]
+        for e in reversed(self.eval_events):
+            if isinstance(e.get(variant), dict):
+                return e[variant]
+        return {}
+
+    def released_losses(self) -> tuple[str, dict[str, float]]:
+        """The headline figures: calibrated, else the released model's uncalibrated losses."""
+        cal = self.final_losses("calibrated")
+        if cal:
+            return "calibrated", cal
+        return self.released_variant, self.final_losses(self.released_variant)
+
+
+def load_record(name: str, run_dir: Path, info: dict | None = None) -> RunRecord:
+    info = info or {}
+    config = {}
+    if (run_dir / "config.yaml").is_file():
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            config = {}
+    meta = _read_json(run_dir / "meta.json") or {}
+    method = info.get("method") or meta.get("unlearn_method") or (config.get("method") or {}).get("name") or "?"
+    events = _read_jsonl(run_dir / "metrics.jsonl")
+    eval_events = sorted((e for e in events if e.get("event") == "eval"), key=lambda e: e.get("step", 0))
+    absorption = [e for e in events if e.get("event") == "absorption"]
+    extra = _read_json(run_dir / "absorption.json")
+    if isinstance(extra, list):
+        absorption += [e for e in extra if isinstance(e, dict)]
+    return RunRecord(
+        name=name, dir=run_dir, method=str(method), kind=info.get("kind", "unlearn" if meta.get("unlearn_method") else "train"),
+        values=info.get("values") or {}, reference=info.get("reference"), config=config,
+        eval=_read_json(run_dir / "eval.json"), relearn=_read_json(run_dir / "relearn.json"),
+        summary=_read_json(run_dir / "summary.json"), eval_events=eval_events, absorption=absorption,
+    )  # fmt: skip
+
+
+def load_runs(root: Path) -> tuple[dict, list[RunRecord]]:
+    """(sweep record or {}, run records) of a sweep / demo directory, or of one run."""
+    sweep = _read_json(root / SWEEP_FILE)
+    if isinstance(sweep, dict) and isinstance(sweep.get("runs"), list):
+        records = []
+        for info in sweep["runs"]:
+            d = root / info["name"]  # the directory may have moved since the sweep ran
+            if not d.is_dir() and info.get("dir"):
+                d = Path(info["dir"])
+            records.append(load_record(info["name"], d, info))
+        return sweep, records
+    if (root / "config.yaml").is_file():
+        return {}, [load_record(root.name, root)]
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+    return {}, [load_record(p.name, p) for p in subdirs]
+
+
+# ---------------------------------------------------------------------------------------
+# tables
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headline_rows(records: list[RunRecord]) -> list[dict]:
+    """Per run: released model's retain / forget (/ adjacent) loss and steps to recover."""
+    rows = []
+    for r in records:
+        variant, losses = r.released_losses()
+        label = f"{r.method} (ablated)" if r.partitioned else r.method
+        if r.kind == "unlearn":
+            label = f"no_filter + {r.method}"
+        rows.append({
+            "run": r.name, "method": label, "variant": variant,
+            "retain": losses.get("retain"), "forget": losses.get("forget"),
+            "adjacent": losses.get("adjacent"),
+            "steps_to_recover": (r.relearn or {}).get("steps_to_recover"),
+            "relearn_steps": ((r.relearn or {}).get("steps") or [None])[-1],
+            "attacked": r.relearn is not None,
+        })  # fmt: skip
+    return rows
+
+
+def format_headline(rows: list[dict]) -> list[list[Any]]:
+    out = []
+    for h in rows:
+        if h["attacked"]:
+            rec = h["steps_to_recover"] if h["steps_to_recover"] is not None else f"> {h['relearn_steps']}"
+        else:
+            rec = "reference" if h["method"] == "no_filter" else "–"
+        out.append([h["method"], h["run"], h["retain"], h["forget"], rec])
+    return out
+
+
+HEADLINE_HEADER = ["method", "run", "retain loss", "forget loss", "steps to recover"]
+
+
+def losses_table(records: list[RunRecord]) -> str:
+    domains = [d for d in DOMAIN_ORDER if any(d in r.final_losses(v) for r in records for v in VARIANTS)]
+    header = ["run", "method"] + [f"{v} {d}" for v in VARIANTS for d in domains]
+    rows = []
+    for r in records:
+        row: list[Any] = [r.name, r.method]
+        for v in VARIANTS:
+            losses = r.final_losses(v)
+            row += [losses.get(d) for d in domains]
+        rows.append(row)
+    return md_table(header, rows)
+
+
+def undiscovered_groups(records: list[RunRecord]) -> tuple[dict, dict, list[list[Any]]]:
+    """Mean ± spread over seeds of released forget / retain loss per (method, other axes, rate).
+
+    Runs whose grid values include ``labels.recall`` form curves; those without (no_filter,
+    strict_filter references) become horizontal reference lines. Returns (groups, references,
+    table rows).
+    """
+    curves: dict[str, dict[float, dict[str, list]]] = {}
+    methods: dict[str, str] = {}
+    refs: dict[str, dict[str, list]] = {}
+    for r in records:
+        _, losses = r.released_losses()
+        if not losses:
+            continue
+        label = r.method + "".join(
+            f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
+            if k not in ("method.name", "labels.recall", "seed", "unlearn")
+        )  # fmt: skip
+        if r.kind == "unlearn":
+            label = f"no_filter + {r.method}"
+        if "labels.recall" in r.values:
+            rate = round(1.0 - float(r.values["labels.recall"]), 6)
+            cell = curves.setdefault(label, {}).setdefault(rate, {"forget": [], "retain": []})
+            methods[label] = r.method
+        else:
+            cell = refs.setdefault(label, {"forget": [], "retain": [], "method": r.method})
+        cell["forget"].append(losses.get("forget"))
+        cell["retain"].append(losses.get("retain"))
+    groups, table = {}, []
+    for label, by_rate in curves.items():
+        xs = sorted(by_rate)
+        g = {"x": xs, "forget": [], "retain": [], "method": methods[label]}
+        for x in xs:
+            f = plots.mean_spread(by_rate[x]["forget"])
+            rt = plots.mean_spread(by_rate[x]["retain"])
+            g["forget"].append(f)
+            g["retain"].append(rt)
+            n = len([v for v in by_rate[x]["forget"] if v is not None])
+            table.append([label, x, _pm(f), _pm(rt), n])
+        groups[label] = g
+    references = {}
+    for label, cell in refs.items():
+        f, rt = plots.mean_spread(cell["forget"]), plots.mean_spread(cell["retain"])
+        references[label] = {"forget": f[0], "retain": rt[0], "method": cell["method"]}
+        table.append([label, "(reference)", _pm(f), _pm(rt), len([v for v in cell["forget"] if v is not None])])
+    return groups, references, table
+
+
+def plots_value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _pm(ms: tuple[float | None, float]) -> str:
+    mean, spread = ms
+    return "–" if mean is None else f"{mean:.3f} ± {spread:.3f}"
+
+
+def relearn_table(records: list[RunRecord]) -> list[list[Any]]:
+    rows = []
+    for r in records:
+        rl = r.relearn
+        if not rl:
+            continue
+        curve = rl.get("forget_loss") or []
+        rec = rl.get("steps_to_recover")
+        rows.append([
+            r.name, r.method, rl.get("released"), curve[0] if curve else None,
+            rl.get("reference_forget_loss"), rec if rec is not None else f"> {(rl.get('steps') or [0])[-1]}",
+            curve[-1] if curve else None,
+        ])  # fmt: skip
+    return rows
+
+
+def training_table(records: list[RunRecord]) -> list[list[Any]]:
+    rows = []
+    for r in records:
+        s = r.summary or {}
+        if "steps" not in s:
+            continue
+        rows.append([r.name, r.method, s.get("steps"), s.get("skipped_steps"), s.get("tokens"),
+                     s.get("wall_seconds"), s.get("tokens_per_second")])  # fmt: skip
+    return rows
+
+
+def rmu_ratio(records: list[RunRecord]) -> list[str]:
+    """Lines comparing each attacked method's steps-to-recover with RMU's (DESIGN §4: ≥ 7x)."""
+    rmu = [r for r in records if r.kind == "unlearn" and r.relearn and r.relearn.get("steps_to_recover")]
+    if not rmu:
+        return []
+    base = min(r.relearn["steps_to_recover"] for r in rmu)
+    lines = []
+    for r in records:
+        if r.kind == "unlearn" or not r.relearn:
+            continue
+        rec = r.relearn.get("steps_to_recover")
+        steps = (r.relearn.get("steps") or [0])[-1]
+        ratio = f"{rec / base:.1f}x" if rec is not None else f"> {steps / base:.1f}x (not recovered in {steps} steps)"
+        lines.append(f"- {r.name}: {ratio} the steps RMU needs ({base})")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# the report
+
+
+def write_report(root: str | Path) -> Path:
+    """Write ``root/report.md`` and ``root/plots/*.png``; return the report's path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"report directory {root} does not exist")
+    sweep, records = load_runs(root)
+    if not records:
+        raise UserError(
+            f"{root} holds no runs: expected a sweep / demo directory (sweep.json) or run "
+            "directories (config.yaml)"
+        )
+    plot_dir = root / "plots"
+    missing: list[str] = []
+    title = sweep.get("title") or sweep.get("name") or root.name
+    out = [f"# excise report: {title}", ""]
+    if sweep:
+        out += [f"Base recipe `{sweep.get('base')}`; grid "
+                f"`{json.dumps(sweep.get('grid'))}`" + (f"; unlearning: {sweep['unlearn']}" if sweep.get("unlearn") else "")
+                + f". {len(records)} runs.", ""]  # fmt: skip
+    out += ["Losses are mean next-token losses in nats on held-out test text. *Released* model: "
+            "the ablated model for SGTM-style methods, the model itself otherwise; *calibrated*: "
+            "after fitting only an output-logit bias (DESIGN §1).", ""]  # fmt: skip
+
+    no_eval = [r.name for r in records if r.eval is None]
+    if no_eval:
+        missing.append(f"eval.json for {', '.join(no_eval)} (run `excise eval RUN_DIR`)")
+
+    headline = headline_rows(records)
+    out += ["## Results", "", "Released model, " + ("calibrated" if all(h["variant"] == "calibrated" for h in headline) else
+            "calibrated where available") + " losses; steps to recover = relearning steps until the "
+            "forget loss reaches the no-filter model's.", "", md_table(HEADLINE_HEADER, format_headline(headline)), ""]  # fmt: skip
+    ratio_lines = rmu_ratio(records)
+    if ratio_lines:
+        out += ["Relearning resistance relative to RMU:", "", *ratio_lines, ""]
+
+    out += ["## Trade-off along training", ""]
+    p = plots.plot_tradeoff(records, plot_dir / "tradeoff.png")
+    if p:
+        out += ["Retain (x) against forget (y) test loss at every eval during training; dashed: full "
+                "model, solid: ablated model; big dot: end of training; star: random init; X: no-filter "
+                "model.", "", "![trade-off](plots/tradeoff.png)", ""]  # fmt: skip
+    else:
+        msg = "eval events in metrics.jsonl (train with eval.every > 0)"
+        missing.append(msg)
+        out += [f"_Not drawn: no {msg}._", ""]
+
+    groups, references, table = undiscovered_groups(records)
+    if len({x for g in groups.values() for x in g["x"]}) >= 2:
+        plots.plot_undiscovered(groups, plot_dir / "undiscovered.png", references)
+        out += ["## Loss against the undiscovered-forget rate", "",
+                "Released, calibrated losses; mean ± standard deviation over seeds (n runs); dotted "
+                "lines: references trained without a recall axis.", "", "![undiscovered](plots/undiscovered.png)", "",
+                md_table(["method", "undiscovered rate", "forget loss", "retain loss", "n"], table), ""]  # fmt: skip
+
+    out += ["## Relearning attack", ""]
+    p = plots.plot_relearn(records, plot_dir / "relearn.png")
+    if p:
+        out += ["![relearn](plots/relearn.png)", "",
+                md_table(["run", "method", "released", "forget loss before", "no-filter forget loss",
+                          "steps to recover", "forget loss after"], relearn_table(records)), ""]  # fmt: skip
+    else:
+        msg = "relearn.json in any run (run `excise relearn RUN_DIR --reference NO_FILTER_RUN`)"
+        missing.append(msg)
+        out += [f"_Not drawn: no {msg}._", ""]
+
+    out += ["## All losses", "", losses_table(records), ""]
+
+    p = plots.plot_absorption(records, plot_dir / "absorption.png")
+    if p:
+        out += ["## Gradient-norm split", "", "Share of each batch kind's squared gradient norm that "
+                "falls on the forget units (absorption: undiscovered forget data should pull towards "
+                "them).", "", "![absorption](plots/absorption.png)", ""]  # fmt: skip
+    else:
+        missing.append("absorption records (gradient-norm split) in metrics.jsonl")
+
+    rows = training_table(records)
+    if rows:
+        out += ["## Training", "", md_table(["run", "method", "steps", "skipped", "tokens", "wall s", "tokens/s"], rows), ""]
+    failed = [row for row in _read_jsonl(root / RESULTS_FILE) if row.get("error")]
+    if failed:
+        out += ["## Failed runs", ""] + [f"- {row['run']}: {row['error']}" for row in failed] + [""]
+    if missing:
+        out += ["## Missing", ""] + [f"- {m}" for m in missing] + [""]
+    path = root / "report.md"
+    from excise.checkpoint import atomic_write_text
+
+    atomic_write_text(path, "\n".join(out))
+    return path
+
+
+def cli_report(args) -> int:
+    path = write_report(args.dir)
+    print(f"report written to {path}")
+    return 0

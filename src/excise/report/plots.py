@@ -1,0 +1,199 @@
+"""PNG plots of a sweep or demo directory (matplotlib, Agg backend; local files only).
+
+Every function takes already-loaded run records (:class:`excise.report.markdown.RunRecord`)
+and a destination path, draws one figure, and returns the path — or None when the runs
+hold nothing to draw (the report then says what is missing).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from excise.report.markdown import RunRecord
+
+COLORS = {
+    "sgtm": "tab:red", "gradient_routing": "tab:orange", "activation_masking": "tab:brown",
+    "no_filter": "tab:gray", "weak_filter": "tab:blue", "strict_filter": "tab:green",
+    "rmu": "tab:purple",
+}  # fmt: skip
+
+
+def color_of(method: str, index: int = 0) -> str:
+    return COLORS.get(method, f"C{index % 10}")
+
+
+def run_colors(runs: list[RunRecord]) -> list[str]:
+    """Method colours when each method appears once, else one colour per run."""
+    methods = [r.method for r in runs]
+    if len(set(methods)) == len(methods):
+        return [color_of(m, i) for i, m in enumerate(methods)]
+    return [f"C{i % 10}" for i in range(len(runs))]
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = 12) -> Path | None:
+    """Retain (x) vs forget (y) test loss along training: full dashed, ablated solid.
+
+    Down-left is a better model, up-left is a better removal. References: the random-init
+    point (the step-0 eval when logged, else the uniform loss log(vocab)) and each no-filter
+    run's final full losses.
+    """
+    drawn = [r for r in runs if len(r.eval_events) > 0][:max_runs]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5.2))
+    init_points = set()
+    for r, c in zip(drawn, run_colors(drawn)):
+        for variant, style in (("full", "--"), ("ablated", "-")):
+            pts = [(e[variant].get("retain"), e[variant].get("forget"))
+                   for e in r.eval_events if isinstance(e.get(variant), dict)]  # fmt: skip
+            pts = [p for p in pts if p[0] is not None and p[1] is not None]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            label = f"{r.name} ({variant})" if r.partitioned else r.name
+            ax.plot(xs, ys, style, color=c, marker=".", markersize=4, alpha=0.85, label=label)
+            ax.plot(xs[-1], ys[-1], "o", color=c, markersize=7)
+        first = r.eval_events[0]
+        if first.get("step") == 0 and isinstance(first.get("full"), dict):
+            init_points.add((first["full"].get("retain"), first["full"].get("forget")))
+        elif r.vocab_size:
+            init_points.add((math.log(r.vocab_size), math.log(r.vocab_size)))
+    for j, (x, y) in enumerate(sorted(p for p in init_points if None not in p)):
+        ax.plot(x, y, "*", color="black", markersize=12, label="random init" if j == 0 else None)
+    refs = [r for r in runs if r.method == "no_filter" and r.final_losses("full")]
+    for j, r in enumerate(refs):
+        f = r.final_losses("full")
+        if "retain" in f and "forget" in f:
+            ax.plot(f["retain"], f["forget"], "X", color="dimgray", markersize=10,
+                    label="no filter (final)" if j == 0 else None)  # fmt: skip
+    ax.set_xlabel("retain test loss (nats) - lower is better")
+    ax.set_ylabel("forget test loss (nats) - higher is better removal")
+    ax.set_title("Retain / forget trade-off along training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_undiscovered(groups: dict[str, dict], path: Path, references: dict[str, dict] | None = None) -> Path | None:
+    """Forget and retain loss against the undiscovered-forget rate (1 - recall).
+
+    ``groups``: {label: {"x": [...], "forget": [(mean, spread)], "retain": [(mean, spread)],
+    "method": m}}; ``references``: {label: {"forget": mean, "retain": mean, "method": m}}
+    drawn as horizontal lines.
+    """
+    if not any(len(g["x"]) >= 1 for g in groups.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, domain in zip(axes, ("forget", "retain")):
+        for i, (label, g) in enumerate(groups.items()):
+            pts = [(x, m, s) for x, (m, s) in zip(g["x"], g[domain]) if m is not None]
+            if not pts:
+                continue
+            xs, ms, ss = zip(*pts)
+            ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=color_of(g["method"], i), label=label)
+        for j, (label, ref) in enumerate((references or {}).items()):
+            if ref.get(domain) is not None:
+                ax.axhline(ref[domain], linestyle=":", color=color_of(ref["method"], j + 5), label=label)
+        ax.set_xlabel("undiscovered forget rate (1 - recall)")
+        ax.set_ylabel(f"{domain} test loss (nats, released model, calibrated)")
+        ax.set_title(f"{domain.capitalize()} loss" + (" (higher = better removal)" if domain == "forget" else ""))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_relearn(runs: list[RunRecord], path: Path) -> Path | None:
+    """Forget loss during the relearning attack, the no-filter reference, steps-to-recover."""
+    drawn = [r for r in runs if r.relearn and r.relearn.get("steps")]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    refs = set()
+    for r, c in zip(drawn, run_colors(drawn)):
+        rl = r.relearn
+        pts = [(s, f) for s, f in zip(rl["steps"], rl.get("forget_loss") or []) if f is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, "-", marker=".", color=c, label=r.name)
+        rec = rl.get("steps_to_recover")
+        if rec is not None and rec in xs:
+            ax.plot(rec, ys[xs.index(rec)], "v", color=c, markersize=10)
+            ax.annotate(f"{rec}", (rec, ys[xs.index(rec)]), textcoords="offset points", xytext=(0, 8),
+                        ha="center", fontsize=8, color=c)  # fmt: skip
+        if rl.get("reference_forget_loss") is not None:
+            refs.add(round(float(rl["reference_forget_loss"]), 6))
+    for j, ref in enumerate(sorted(refs)):
+        ax.axhline(ref, linestyle=":", color="dimgray", label="no-filter forget loss" if j == 0 else None)
+    ax.set_xlabel("relearning steps (fine-tuning on a forget / other mix)")
+    ax.set_ylabel("forget test loss (nats)")
+    ax.set_title("Relearning attack (triangle: steps to recover)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def absorption_share(record: dict) -> dict[str, float]:
+    """{batch kind: share of the squared gradient norm on forget units}, summed over layers."""
+    norms = record.get("grad_norms", record)
+    shares = {}
+    for kind, layers in norms.items():
+        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
+            continue
+        f = sum(float(x.get("forget", 0.0)) ** 2 for x in layers)
+        r = sum(float(x.get("retain", 0.0)) ** 2 for x in layers)
+        if f + r > 0:
+            shares[kind] = f / (f + r)
+    return shares
+
+
+def plot_absorption(runs: list[RunRecord], path: Path) -> Path | None:
+    """Share of each batch kind's gradient norm that falls on the forget units, over training."""
+    drawn = [r for r in runs if r.absorption]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    styles = ["-", "--", ":", "-."]
+    for r, c in zip(drawn, run_colors(drawn)):
+        per_kind: dict[str, list[tuple[int, float]]] = {}
+        for rec in r.absorption:
+            for kind, share in absorption_share(rec).items():
+                per_kind.setdefault(kind, []).append((int(rec.get("step", 0)), share))
+        for k, (kind, pts) in enumerate(sorted(per_kind.items())):
+            pts.sort()
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, styles[k % len(styles)], marker=".", color=c,
+                    label=f"{r.name}: {kind} data")  # fmt: skip
+    ax.set_xlabel("training step")
+    ax.set_ylabel("share of squared gradient norm on forget units")
+    ax.set_title("Gradient-norm split (absorption)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def mean_spread(values: list[float]) -> tuple[float | None, float]:
+    """Mean and standard deviation (0 for one value) of the non-missing values."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, 0.0
+    arr = np.asarray(vals, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
