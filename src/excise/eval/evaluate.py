@@ -54,7 +54,12 @@ def prepare(config: Config, run_dir: Path | None = None):
         from excise.data import prepare_data
     except ImportError as e:
         raise UserError(f"data preparation is unavailable ({e})") from None
-    return prepare_data(config, run_dir=run_dir)
+    if run_dir is not None and (Path(run_dir) / TOKENIZER).is_file():
+        # the run's own tokenizer, so eval never retrains one (and never rewrites the file)
+        tok = config.tokenizer.model_copy(update={"path": str(Path(run_dir) / TOKENIZER)})
+        config = config.model_copy(update={"tokenizer": tok})
+        run_dir = None
+    return prepare_data(config, run_dir=run_dir, progress=False)
 
 
 def with_eval_overrides(config: Config, overrides: list[str] | None) -> Config:

@@ -37,8 +37,8 @@ class LossStat:
 
 def as_tensor(tokens) -> torch.Tensor:
     """A (n_seq, T+1) int64 tensor from a numpy array or tensor."""
-    if isinstance(tokens, np.ndarray):
-        tokens = torch.from_numpy(np.ascontiguousarray(tokens))
+    if isinstance(tokens, np.ndarray):  # a copy: cached arrays are read-only memory maps
+        tokens = torch.from_numpy(np.array(tokens, dtype=np.int64))
     if tokens.dim() != 2 or tokens.shape[1] < 2:
         raise ValueError(f"token array must be (n_seq, T+1) with T >= 1, got {tuple(tokens.shape)}")
     return tokens.long()
@@ -65,9 +65,9 @@ def sequence_losses(
     bias: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, int]:
     """Summed next-token loss (nats) of each evaluated sequence, and tokens per sequence."""
-    tokens = as_tensor(tokens)
     T = tokens.shape[1] - 1
-    n = tokens.shape[0] if max_tokens is None else min(tokens.shape[0], math.ceil(max_tokens / T))
+    n = tokens.shape[0] if max_tokens is None else min(tokens.shape[0], math.ceil(max_tokens / max(T, 1)))
+    tokens = as_tensor(tokens[:n])
     was_training = model.training
     model.eval()
     sums = []
