@@ -1,0 +1,134 @@
+"""``excise report`` on fabricated run directories: plots, tables, missing pieces."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from excise.cli import main
+from excise.errors import UserError
+from excise.report.markdown import load_runs, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(root: Path, name: str, method: str, recall: float | None, seed: int, forget: float,
+              retain: float, relearn: dict | None = None, absorption: bool = False) -> dict:  # fmt: skip
+    """A run directory as training + eval + relearn leave it, with made-up numbers."""
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"model": {"vocab_size": 320}, "method": {"name": method}}))
+    partitioned = method == "sgtm"
+    events = []
+    for step in (10, 20, 30):
+        losses = {"full": {"forget": forget - 0.1 + 1 / step, "retain": retain + 1 / step}}
+        if partitioned:
+            losses["ablated"] = {"forget": forget + 1 / step, "retain": retain + 0.05 + 1 / step}
+        events.append({"event": "train", "step": step, "loss": 4.0, "tokens": step * 64})
+        events.append({"event": "eval", "step": step, "tokens": step * 64, **losses})
+        if absorption:
+            events.append({"event": "absorption", "step": step, "grad_norms": {
+                "forget": [{"forget": 1.0 * step / 10, "retain": 1.0}, {"forget": 0.5, "retain": 0.5}],
+                "retain": [{"forget": 0.1, "retain": 1.0}],
+            }})  # fmt: skip
+    events.insert(3, "not json, a line cut by a kill")
+    (d / "metrics.jsonl").write_text("\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
+    ev = {"full": {"forget": forget - 0.1, "retain": retain}, "partitioned": partitioned,
+          "calibrated": {"forget": forget - 0.02, "retain": retain - 0.01}}  # fmt: skip
+    if partitioned:
+        ev["ablated"] = {"forget": forget, "retain": retain + 0.05}
+    (d / "eval.json").write_text(json.dumps(ev))
+    (d / "summary.json").write_text(json.dumps({"steps": 30, "tokens": 1920, "wall_seconds": 1.5,
+                                                "tokens_per_second": 1280.0, "skipped_steps": 0}))  # fmt: skip
+    if relearn is not None:
+        (d / "relearn.json").write_text(json.dumps(relearn))
+    values = {"method.name": method, "seed": seed}
+    if recall is not None:
+        values["labels.recall"] = recall
+    return {"name": name, "dir": str(d), "values": values, "method": method, "kind": "train"}
+
+
+def fabricate_sweep(root: Path) -> dict:
+    runs = []
+    for recall in (1.0, 0.9):
+        for seed, delta in ((0, 0.0), (1, 1.0)):
+            runs.append(write_run(root, f"sgtm-recall{recall:g}-seed{seed}", "sgtm", recall, seed,
+                                  forget=5.0 + delta + recall, retain=3.0, absorption=True))  # fmt: skip
+            runs.append(write_run(root, f"weak-recall{recall:g}-seed{seed}", "weak_filter", recall, seed,
+                                  forget=4.0 + delta, retain=3.1))  # fmt: skip
+    runs.append(write_run(root, "no_filter-seed0", "no_filter", None, 0, forget=2.5, retain=3.0))
+    runs.append(write_run(
+        root, "strict-seed0", "strict_filter", None, 0, forget=7.0, retain=3.2,
+        relearn={"steps": [0, 50, 100], "forget_loss": [7.0, 3.0, 2.4], "retain_loss": [3.2, 3.2, 3.2],
+                 "reference_forget_loss": 2.4, "steps_to_recover": 100, "released": "as-is"},
+    ))  # fmt: skip
+    rmu = write_run(
+        root, "no_filter-seed0-rmu", "rmu", None, 0, forget=2.6, retain=3.0,
+        relearn={"steps": [0, 10, 20], "forget_loss": [6.0, 2.3, 2.2], "retain_loss": [3.0, 3.0, 3.0],
+                 "reference_forget_loss": 2.4, "steps_to_recover": 10, "released": "as-is"},
+    )  # fmt: skip
+    rmu["kind"] = "unlearn"
+    runs.append(rmu)
+    sweep = {"name": "fabricated", "base": "configs/bilingual-tiny.yaml", "grid": {}, "runs": runs}
+    (root / "sweep.json").write_text(json.dumps(sweep))
+    return sweep
+
+
+def test_report_on_a_sweep_has_valid_plots_and_the_numbers(tmp_path):
+    fabricate_sweep(tmp_path)
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    for plot in ("tradeoff", "undiscovered", "relearn", "absorption"):
+        png = tmp_path / "plots" / f"{plot}.png"
+        assert png.read_bytes()[:8] == PNG_SIGNATURE and png.stat().st_size > 5000
+        assert f"(plots/{plot}.png)" in md
+    # every figure of every eval.json appears in the tables
+    for ev_path in tmp_path.glob("*/eval.json"):
+        ev = json.loads(ev_path.read_text())
+        for variant in ("full", "ablated", "calibrated"):
+            for value in (ev.get(variant) or {}).values():
+                assert f"{value:.3f}" in md, (ev_path, variant, value)
+    # mean ± sample std over the two seeds: sgtm at recall 0.9 → forget 5.88 and 6.88 (calibrated)
+    assert f"6.380 ± {math.sqrt(0.5):.3f}" in md
+    assert f"4.480 ± {math.sqrt(0.5):.3f}" in md  # weak filter, recall 1.0
+    # relearning: steps to recover and the RMU ratio
+    assert "| 100 |" in md and "10.0x the steps RMU needs (10)" in md
+    assert "## Missing" not in md
+
+
+def test_report_says_what_is_missing_instead_of_failing(tmp_path):
+    run = tmp_path / "only-trained"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "sgtm"}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"event": "train", "step": 1, "loss": 3.0}) + "\n")
+    path = write_report(tmp_path)
+    md = path.read_text()
+    assert "## Missing" in md
+    assert "eval.json for only-trained" in md
+    assert "eval events in metrics.jsonl" in md and "relearn.json" in md
+    assert not (tmp_path / "plots" / "tradeoff.png").exists()
+
+
+def test_report_reads_a_single_run_directory(tmp_path):
+    write_run(tmp_path, "r", "sgtm", 0.9, 0, forget=5.0, retain=3.0)
+    write_report(tmp_path / "r")
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "5.000" in md and (tmp_path / "r" / "plots" / "tradeoff.png").is_file()
+    assert "undiscovered.png" not in md  # one recall value: no curve
+
+
+def test_report_of_an_empty_or_absent_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="holds no runs"):
+        write_report(tmp_path)
+    assert main(["report", str(tmp_path / "absent")]) == 2
+
+
+def test_moved_sweep_directories_are_found_by_name(tmp_path):
+    sweep = fabricate_sweep(tmp_path / "a")
+    (tmp_path / "a").rename(tmp_path / "b")
+    _, records = load_runs(tmp_path / "b")
+    assert len(records) == len(sweep["runs"]) and all(r.eval is not None for r in records)

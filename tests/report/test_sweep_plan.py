@@ -1,0 +1,116 @@
+"""Sweep files, grid expansion, run names, references and per-point configs (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from excise.errors import UserError
+from excise.report.sweep import (
+    expand_grid, expand_points, find_reference, load_spec, parse_spec, plan, point_config,
+    point_name, unique_names,
+)  # fmt: skip
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = str(REPO / "configs" / "bilingual-tiny.yaml")
+
+
+def test_expand_grid_is_the_cartesian_product_first_key_slowest():
+    points = expand_grid({"method.name": ["sgtm", "weak_filter"], "seed": [0, 1, 2]})
+    assert len(points) == 6
+    assert points[0] == {"method.name": "sgtm", "seed": 0}
+    assert points[2] == {"method.name": "sgtm", "seed": 2}
+    assert points[3] == {"method.name": "weak_filter", "seed": 0}
+    assert expand_grid({}) == [{}]
+
+
+def test_include_entries_cross_with_shared_axes_and_duplicates_drop():
+    spec = parse_spec({
+        "base": BASE,
+        "grid": {"method.name": ["sgtm"], "labels.recall": [1.0, 0.5], "seed": [0, 1]},
+        "include": [{"method.name": ["no_filter", "strict_filter"]}, {"method.name": "sgtm", "labels.recall": 1.0, "seed": 0}],
+    })  # fmt: skip
+    points = expand_points(spec)
+    assert len(points) == 4 + 4  # the second include entry duplicates a grid point
+    refs = [p for p in points if p["method.name"] in ("no_filter", "strict_filter")]
+    assert refs == [
+        {"method.name": "no_filter", "seed": 0}, {"method.name": "no_filter", "seed": 1},
+        {"method.name": "strict_filter", "seed": 0}, {"method.name": "strict_filter", "seed": 1},
+    ]  # fmt: skip
+
+
+def test_point_names_are_readable_and_unique():
+    assert point_name({"method.name": "sgtm", "labels.recall": 0.9, "seed": 0}) == "sgtm-recall0.9-seed0"
+    assert point_name({"method.masking": "updates", "train.lr": 0.002}) == "mask-updates-lr0.002"
+    assert point_name({"data.forget.path": "/a b/es.jsonl"}) == "path_a_b_es.jsonl"
+    assert point_name({}) == "run"
+    assert unique_names([{"a": 1}, {"a": 1}, {"a": 2}]) == ["a1", "a1-2", "a2"]
+
+
+def test_reference_is_the_no_filter_run_of_the_same_seed():
+    refs = [("nf-0", {"method.name": "no_filter", "seed": 0}), ("nf-1", {"method.name": "no_filter", "seed": 1})]
+    assert find_reference({"method.name": "sgtm", "labels.recall": 0.9, "seed": 1}, refs) == "nf-1"
+    assert find_reference({"method.name": "sgtm", "seed": 2}, refs) is None
+    assert find_reference({"method.name": "sgtm"}, refs) == "nf-0"
+
+
+def test_point_config_precedence_base_sweep_cli_grid():
+    spec = parse_spec({"base": BASE, "overrides": {"train.steps": 7, "train.lr": 0.01}, "grid": {"seed": [3]}})
+    config = point_config(spec, {"seed": 3, "train.lr": 0.5}, ["train.steps=9", "seed=1"])
+    assert config.train.steps == 9  # CLI beats the sweep file
+    assert config.seed == 3  # grid values beat the CLI
+    assert config.train.lr == 0.5
+    assert config.model.n_layers == 4  # from the base recipe
+    parallel = point_config(spec, {"seed": 3}, jobs=2)
+    assert parallel.train.threads >= 1 and parallel.logging.progress is False
+
+
+def test_plan_adds_unlearned_runs_with_references():
+    spec = parse_spec({
+        "base": BASE, "grid": {"method.name": ["sgtm", "no_filter"], "seed": [0, 1]},
+        "unlearn": "rmu", "after": ["relearn"],
+    })  # fmt: skip
+    assert spec.after == ["eval", "relearn"]  # the reference loss needs evaluations
+    runs = {r.name: r for r in plan(spec)}
+    assert set(runs) == {"sgtm-seed0", "sgtm-seed1", "no_filter-seed0", "no_filter-seed1",
+                         "no_filter-seed0-rmu", "no_filter-seed1-rmu"}  # fmt: skip
+    assert runs["no_filter-seed1-rmu"].kind == "unlearn"
+    assert runs["no_filter-seed1-rmu"].source == "no_filter-seed1"
+    assert runs["no_filter-seed1-rmu"].reference == "no_filter-seed1"
+    assert runs["sgtm-seed0"].reference == "no_filter-seed0"
+    assert runs["no_filter-seed0"].reference is None
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"grid": {"seed": [0]}}, "base"),
+    ({"base": BASE, "gird": {}}, "unknown sweep key"),
+    ({"base": BASE, "after": ["attack"]}, "after"),
+    ({"base": BASE, "unlearn": "forget-it"}, "unlearn"),
+    ({"base": BASE, "grid": {"seed": []}}, "no values"),
+    ({"base": "no/such/recipe.yaml"}, "not found"),
+])  # fmt: skip
+def test_bad_sweep_files_are_user_errors(bad, message):
+    with pytest.raises(UserError, match=message):
+        parse_spec(bad)
+
+
+def test_invalid_points_fail_before_training():
+    spec = parse_spec({"base": BASE, "grid": {"labels.recall": [0.5, 2.0]}})
+    with pytest.raises(UserError, match="recall2"):
+        plan(spec)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "sweeps").glob("*.yaml")))
+def test_shipped_sweeps_plan_valid_configs(name):
+    spec = load_spec(REPO / "configs" / "sweeps" / name)
+    runs = plan(spec)
+    assert runs and all(r.config is not None or r.kind == "unlearn" for r in runs)
+    assert len({r.name for r in runs}) == len(runs)
+
+
+def test_undiscovered_sweep_covers_the_papers_rates():
+    spec = load_spec(REPO / "configs" / "sweeps" / "undiscovered.yaml")
+    assert sorted(1 - r for r in spec.grid["labels.recall"]) == pytest.approx([0, 0.1, 0.3, 0.5, 1.0])
+    methods = {r.method for r in plan(spec)}
+    assert methods == {"sgtm", "gradient_routing", "weak_filter", "no_filter", "strict_filter"}
