@@ -95,10 +95,52 @@ def _split_linear(
     if routing is Routing.NONE or n_retain == n_out:
         return F.linear(x, weight, bias)
     if routing is Routing.FREEZE_RETAIN:
-        w = torch.cat([weight[:n_retain].detach(), weight[n_retain:]], dim=0)
-        b = None if bias is None else torch.cat([bias[:n_retain].detach(), bias[n_retain:]])
-        return F.linear(x, w, b)
+        return forget_grad_linear(x, weight, bias, 0, n_retain)
     return F.linear(x, weight, bias)  # activation routing is applied by the caller
+
+
+class _ForgetGradLinear(torch.autograd.Function):
+    """``F.linear`` whose weight gradient is computed only for the forget slice.
+
+    The forward and the input gradient are those of the plain projection. The weight (and,
+    for row slices, bias) gradient is zero on ``[0, start)`` along ``dim`` and exact on the
+    forget slice ``[start, n)`` — what using the retain slice detached gives, without the
+    ``torch.cat`` of weight halves and without the useless retain weight-gradient matmul.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, dim: int, start: int):
+        ctx.save_for_backward(x, weight)
+        ctx.dim, ctx.start, ctx.has_bias = dim, start, bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        dim, start = ctx.dim, ctx.start
+        g2 = grad.reshape(-1, grad.shape[-1])  # (N, n_out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad @ weight.to(grad.dtype)).to(x.dtype)
+        if ctx.needs_input_grad[1]:
+            x2 = x.reshape(-1, x.shape[-1]).to(grad.dtype)  # (N, n_in)
+            grad_w = weight.new_zeros(weight.shape)
+            if dim == 0:  # output rows [start, n_out)
+                grad_w[start:] = (g2[:, start:].t() @ x2).to(weight.dtype)
+            else:  # input columns [start, n_in)
+                grad_w[:, start:] = (g2.t() @ x2[:, start:]).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g2.sum(0).to(weight.dtype)
+            if dim == 0:
+                grad_b[:start] = 0
+        return grad_x, grad_w, grad_b, None, None
+
+
+def forget_grad_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dim: int, start: int
+) -> torch.Tensor:
+    """``x @ weight.T + bias`` learning only the weight slice ``[start, n)`` along ``dim``."""
+    return _ForgetGradLinear.apply(x, weight, bias, dim, start)
 
 
 def _route(h: torch.Tensor, n_retain: int, routing: Routing, dim: int = -1) -> torch.Tensor:
@@ -206,9 +248,10 @@ class Attention(nn.Module):
         w_o = _w(self.o_proj.weight, freeze_all)
         if ablate:
             w_o = w_o[:, :n_retain]
-        elif routing is Routing.FREEZE_RETAIN:
-            w_o = torch.cat([w_o[:, :n_retain].detach(), w_o[:, n_retain:]], dim=1)
-        return F.linear(y, w_o, _w(self.o_proj.bias, plan.freeze_shared))  # bias is shared
+        b_o = _w(self.o_proj.bias, plan.freeze_shared)  # bias is shared
+        if routing is Routing.FREEZE_RETAIN:
+            return forget_grad_linear(y, w_o, b_o, 1, n_retain)
+        return F.linear(y, w_o, b_o)
 
 
 class MLP(nn.Module):
@@ -249,9 +292,10 @@ class MLP(nn.Module):
         w_d = _w(self.down_proj.weight, freeze_all)
         if ablate:
             w_d = w_d[:, :r]
-        elif routing is Routing.FREEZE_RETAIN:
-            w_d = torch.cat([w_d[:, :r].detach(), w_d[:, r:]], dim=1)
-        return F.linear(h, w_d, _w(self.down_proj.bias, plan.freeze_shared))  # bias is shared
+        b_d = _w(self.down_proj.bias, plan.freeze_shared)  # bias is shared
+        if routing is Routing.FREEZE_RETAIN:
+            return forget_grad_linear(h, w_d, b_d, 1, r)
+        return F.linear(h, w_d, b_d)
 
 
 class Block(nn.Module):
