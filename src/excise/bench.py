@@ -1,0 +1,486 @@
+"""``excise bench``: training throughput, model FLOP utilisation and peak memory on this machine.
+
+One process, one session, so every number is comparable with the others:
+
+1. **Peak**: the fp32 matmul rate of a large square ``torch.mm`` (median of several reps) —
+   the ceiling model FLOP utilisation (MFU) is measured against.
+2. **Configurations** (same shape, same random token batches, same AdamW settings):
+   ``excise_plain`` (method ``no_filter``, default mode only), ``excise_sgtm`` and
+   ``excise_gradient_routing`` (the paper's label mix, below), and ``transformers_gpt_neo``
+   (a ``GPTNeoForCausalLM`` of the same shape built in code — no download — with all-global
+   attention, trained plainly with ``torch.optim.AdamW`` defaults), when transformers is
+   installed.
+3. **Data pipeline**: time to draw and stack one batch of windows from a numpy token array
+   of the bench shape, as a share of the plain step time.
+
+Label mix: a quarter of steps are labelled forget; of the other steps ``labels.retain_fraction``
+(0.25 in the paper) are labelled retain, the rest are unlabelled (default). The sequence is
+built deterministically (:func:`mode_sequence`). Each mode's step time is measured on its
+own; a method's step time is the mix-weighted mean of its per-mode medians, so it does not
+depend on which modes a short run happened to draw.
+
+Timing: every (configuration, mode) first runs ``warmup`` untimed steps; then ``rounds``
+rounds each time one step of every (configuration, mode), interleaved, so background load on
+a shared machine hits all configurations alike. Medians are reported.
+
+FLOPs per token follow PaLM (Chowdhury et al. 2022, appendix B): ``6 N + 12 L H Q T`` with
+``N`` the matmul parameters (attention, MLP and the output head; embedding lookups are free)
+and the attention term counted for the full, not the causal, score matrix. SGTM and gradient
+routing are credited with the *plain* model's FLOPs, so skipped work shows up as a higher
+MFU, not a lower FLOP count.
+
+Memory: on Linux the process's peak resident set (``VmHWM``) is reset through
+``/proc/self/clear_refs`` before each configuration is built; the configuration's peak is the
+high-water mark during building and warm-up minus the resident set just before building
+(``memory_method: "vmhwm_reset"``). Without that file the monotone ``ru_maxrss`` is reported
+instead (``memory_method: "ru_maxrss"``, only the first configuration's figure is clean).
+
+JSON written by ``--out`` (all times in seconds, rates per second)::
+
+    {"schema_version": 1, "date": str, "quick": bool, "total_seconds": float,
+     "machine": {"platform": str, "processor": str, "cpu_count": int, "threads": int,
+                 "torch": str, "transformers": str | null},
+     "shape": {"n_layers", "d_model", "n_heads", "d_ff", "vocab_size", "context",
+               "batch_size", "forget_heads", "forget_mlp_units": int},
+     "flops_per_token": float,
+     "peak": {"n": int, "reps": int, "seconds": float, "gflops": float},
+     "mix": {"forget": float, "retain": float, "default": float, "sequence": [str]},
+     "memory_method": str,
+     "configs": {name: {"tokens_per_second": float, "step_seconds": float,
+                        "mode_step_seconds": {mode: float}, "samples": {mode: [float]},
+                        "gflops": float, "mfu": float,
+                        "peak_memory_mib": float, "process_peak_mib": float}},
+     "data_pipeline": {"batch_seconds": float, "share_of_step": float},
+     "ratios": {"plain_over_transformers": float | null, "sgtm_over_plain": float,
+                "gradient_routing_over_plain": float, "plain_mfu": float}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from excise.config import Config, ModelConfig, load_config
+from excise.errors import UserError
+from excise.model import Mode, build_model
+from excise.train.step import build_optimizer, train_step
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bench.yaml"
+FORGET_SHARE = 0.25  # share of steps labelled forget in the paper's mix
+MODES = (Mode.DEFAULT, Mode.RETAIN, Mode.FORGET)
+
+
+# ---------------------------------------------------------------------------------------
+# arithmetic
+
+
+def model_flops_per_token(cfg: ModelConfig) -> float:
+    """Training FLOPs per token of the plain model (PaLM's 6N + 12·L·H·Q·T)."""
+    d, L, T = cfg.d_model, cfg.n_layers, cfg.context
+    inner = cfg.n_heads * cfg.resolved_head_dim
+    mlp_mats = 3 if cfg.mlp == "swiglu" else 2
+    n_matmul = L * (4 * d * inner + mlp_mats * d * cfg.resolved_d_ff) + d * cfg.vocab_size
+    return 6.0 * n_matmul + 12.0 * L * inner * T
+
+
+def mode_sequence(n_steps: int, forget_share: float, retain_fraction: float) -> list[Mode]:
+    """A deterministic, evenly spread label sequence with the given shares.
+
+    Step ``i`` is forget when the running count of forget steps falls behind
+    ``forget_share * (i + 1)``; among the others, retain when the running retain count falls
+    behind ``retain_fraction`` of the non-forget steps so far; default otherwise.
+    """
+    seq: list[Mode] = []
+    n_forget = n_retain = n_other = 0
+    for i in range(n_steps):
+        if n_forget < round(forget_share * (i + 1)):
+            seq.append(Mode.FORGET)
+            n_forget += 1
+            continue
+        n_other += 1
+        if n_retain < round(retain_fraction * n_other):
+            seq.append(Mode.RETAIN)
+            n_retain += 1
+        else:
+            seq.append(Mode.DEFAULT)
+    return seq
+
+
+def mix_weights(forget_share: float, retain_fraction: float) -> dict[Mode, float]:
+    rest = 1.0 - forget_share
+    return {
+        Mode.FORGET: forget_share,
+        Mode.RETAIN: rest * retain_fraction,
+        Mode.DEFAULT: rest * (1.0 - retain_fraction),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# measurement helpers
+
+
+def measure_matmul_peak(n: int = 2048, reps: int = 7) -> dict:
+    """Median fp32 rate of an ``n × n`` by ``n × n`` matmul (2 n³ FLOPs), after a warm-up."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    return {"n": n, "reps": reps, "seconds": sec, "gflops": 2.0 * n**3 / sec / 1e9}
+
+
+_HWM = re.compile(r"VmHWM:\s+(\d+) kB")
+_RSS = re.compile(r"VmRSS:\s+(\d+) kB")
+
+
+class MemoryProbe:
+    """Peak resident memory of a code region (see the module docstring for the method)."""
+
+    def __init__(self) -> None:
+        self.method = "vmhwm_reset" if self._can_reset() else "ru_maxrss"
+
+    @staticmethod
+    def _status(pattern: re.Pattern) -> float | None:
+        try:
+            text = Path("/proc/self/status").read_text()
+        except OSError:
+            return None
+        m = pattern.search(text)
+        return int(m.group(1)) / 1024.0 if m else None
+
+    def _can_reset(self) -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            return False
+        return self._status(_HWM) is not None
+
+    def start(self) -> float:
+        """Reset the high-water mark; return the current resident set in MiB."""
+        gc.collect()
+        if self.method == "vmhwm_reset":
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return self._status(_RSS) or 0.0
+        return 0.0
+
+    def peak(self) -> float:
+        """Process peak resident set in MiB since the last :meth:`start` (or ever)."""
+        if self.method == "vmhwm_reset":
+            return self._status(_HWM) or 0.0
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def random_batch(generator: torch.Generator, batch: int, context: int, vocab: int) -> torch.Tensor:
+    return torch.randint(0, vocab, (batch, context + 1), generator=generator)
+
+
+def data_pipeline_seconds(cfg: ModelConfig, batch: int, reps: int, seed: int = 0) -> float:
+    """Median time to draw ``batch`` random windows of ``context + 1`` tokens from a uint16
+    token array (8M tokens) and stack them into one int64 torch tensor."""
+    rng = np.random.default_rng(seed)
+    dtype = np.uint16 if cfg.vocab_size <= 65536 else np.uint32
+    tokens = rng.integers(0, cfg.vocab_size, size=8_000_000, dtype=dtype)
+    span = cfg.context + 1
+    times = []
+    for _ in range(reps + 1):
+        t0 = time.perf_counter()
+        starts = rng.integers(0, len(tokens) - span, size=batch)
+        windows = np.stack([tokens[s : s + span] for s in starts]).astype(np.int64)
+        out = torch.from_numpy(windows)
+        times.append(time.perf_counter() - t0)
+        del out
+    return statistics.median(times[1:])
+
+
+# ---------------------------------------------------------------------------------------
+# configurations
+
+
+@dataclass
+class Runner:
+    """One benchmark configuration: a ``step(batch, mode)`` closure and the modes it runs."""
+
+    name: str
+    step: Callable[[torch.Tensor, Mode], None]
+    modes: tuple[Mode, ...]
+    weights: dict[Mode, float]
+    samples: dict[Mode, list[float]] = field(default_factory=dict)
+    peak_memory_mib: float = 0.0
+    process_peak_mib: float = 0.0
+
+
+def excise_runner(config: Config, method: str, seed: int) -> Callable[[], Runner]:
+    def build() -> Runner:
+        method_cfg = config.method.model_copy(update={"name": method})
+        train_cfg = config.train
+        model, partition = build_model(config.model, config.partition, seed)
+        model.train()
+        optimizer = build_optimizer(model, partition, method_cfg, train_cfg, "cpu")
+
+        def step(batch: torch.Tensor, mode: Mode) -> None:
+            train_step(
+                model, optimizer, partition, method_cfg, train_cfg, [batch], mode, train_cfg.lr
+            )
+
+        if method_cfg.partitioned:
+            weights = mix_weights(FORGET_SHARE, config.labels.retain_fraction)
+            modes = tuple(m for m in MODES if weights[m] > 0)
+        else:
+            weights, modes = {Mode.DEFAULT: 1.0}, (Mode.DEFAULT,)
+        return Runner(f"excise_{'plain' if method == 'no_filter' else method}", step, modes, weights)
+
+    return build
+
+
+def transformers_runner(config: Config, seed: int) -> Callable[[], Runner] | None:
+    """A GPT-Neo of the same shape (all-global attention, no dropout), or None."""
+    try:
+        from transformers import GPTNeoConfig, GPTNeoForCausalLM
+    except ImportError:
+        return None
+    m = config.model
+
+    def build() -> Runner:
+        hf_cfg = GPTNeoConfig(
+            vocab_size=m.vocab_size,
+            max_position_embeddings=m.context,
+            hidden_size=m.d_model,
+            num_layers=m.n_layers,
+            num_heads=m.n_heads,
+            intermediate_size=m.resolved_d_ff,
+            attention_types=[[["global"], m.n_layers]],
+            window_size=m.context,
+            activation_function="gelu_new",
+            resid_dropout=0.0,
+            embed_dropout=0.0,
+            attention_dropout=0.0,
+            tie_word_embeddings=True,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        torch.manual_seed(seed)
+        model = GPTNeoForCausalLM(hf_cfg)
+        model.train()
+        t = config.train
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay
+        )
+
+        def step(batch: torch.Tensor, mode: Mode) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(input_ids=batch[:, :-1]).logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), batch[:, 1:].flatten())
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+
+        return Runner("transformers_gpt_neo", step, (Mode.DEFAULT,), {Mode.DEFAULT: 1.0})
+
+    return build
+
+
+# ---------------------------------------------------------------------------------------
+# the benchmark
+
+
+def run_bench(
+    config: Config,
+    quick: bool = False,
+    rounds: int | None = None,
+    warmup: int = 1,
+    include_transformers: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Measure every configuration (module docstring) and return the results dict."""
+    t_start = time.perf_counter()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    rounds = rounds if rounds is not None else (1 if quick else 5)
+    m = config.model
+    batch_size = config.train.micro_batch_size or config.train.batch_size
+    tokens_per_step = batch_size * m.context
+    flops_per_token = model_flops_per_token(m)
+
+    peak = measure_matmul_peak(n=1024 if quick else 2048, reps=3 if quick else 9)
+    log(f"fp32 matmul peak: {peak['gflops']:.1f} GFLOP/s (n={peak['n']})")
+
+    builders = [
+        excise_runner(config, "no_filter", config.seed),
+        excise_runner(config, "sgtm", config.seed),
+        excise_runner(config, "gradient_routing", config.seed),
+    ]
+    hf = transformers_runner(config, config.seed) if include_transformers else None
+    if hf is not None:
+        builders.append(hf)
+
+    gen = torch.Generator().manual_seed(config.seed)
+    probe = MemoryProbe()
+    runners: list[Runner] = []
+    for build in builders:  # build + warm up one at a time, measuring memory
+        before = probe.start()
+        runner = build()
+        for mode in runner.modes:
+            for _ in range(warmup):
+                runner.step(random_batch(gen, batch_size, m.context, m.vocab_size), mode)
+        runner.process_peak_mib = probe.peak()
+        runner.peak_memory_mib = max(0.0, runner.process_peak_mib - before)
+        runners.append(runner)
+        log(f"built {runner.name}: peak {runner.peak_memory_mib:.0f} MiB")
+
+    for r in range(rounds):  # interleaved timing
+        for runner in runners:
+            for mode in runner.modes:
+                batch = random_batch(gen, batch_size, m.context, m.vocab_size)
+                t0 = time.perf_counter()
+                runner.step(batch, mode)
+                runner.samples.setdefault(mode, []).append(time.perf_counter() - t0)
+        log(f"round {r + 1}/{rounds} done")
+
+    configs = {}
+    for runner in runners:
+        medians = {mode: statistics.median(s) for mode, s in runner.samples.items()}
+        step_sec = sum(runner.weights[mode] * medians[mode] for mode in medians)
+        tps = tokens_per_step / step_sec
+        gflops = tps * flops_per_token / 1e9
+        configs[runner.name] = {
+            "tokens_per_second": tps,
+            "step_seconds": step_sec,
+            "mode_step_seconds": {mode.value: t for mode, t in medians.items()},
+            "samples": {mode.value: s for mode, s in runner.samples.items()},
+            "gflops": gflops,
+            "mfu": gflops / peak["gflops"],
+            "peak_memory_mib": runner.peak_memory_mib,
+            "process_peak_mib": runner.process_peak_mib,
+        }
+    del runners
+    gc.collect()
+
+    batch_sec = data_pipeline_seconds(m, batch_size, reps=5 if quick else 20, seed=config.seed)
+    plain = configs["excise_plain"]
+    hf_res = configs.get("transformers_gpt_neo")
+    weights = mix_weights(FORGET_SHARE, config.labels.retain_fraction)
+    try:
+        import transformers
+
+        hf_version = transformers.__version__
+    except ImportError:
+        hf_version = None
+    return {
+        "schema_version": 1,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "total_seconds": time.perf_counter() - t_start,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "cpu_count": os.cpu_count() or 0,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": hf_version,
+        },
+        "shape": {
+            "n_layers": m.n_layers, "d_model": m.d_model, "n_heads": m.n_heads,
+            "d_ff": m.resolved_d_ff, "vocab_size": m.vocab_size, "context": m.context,
+            "batch_size": batch_size, "forget_heads": config.partition.forget_heads,
+            "forget_mlp_units": config.partition.forget_mlp_units,
+        },  # fmt: skip
+        "flops_per_token": flops_per_token,
+        "peak": peak,
+        "mix": {
+            **{mode.value: w for mode, w in weights.items()},
+            "sequence": [
+                s.value
+                for s in mode_sequence(16, FORGET_SHARE, config.labels.retain_fraction)
+            ],
+        },
+        "memory_method": probe.method,
+        "configs": configs,
+        "data_pipeline": {
+            "batch_seconds": batch_sec,
+            "share_of_step": batch_sec / plain["step_seconds"],
+        },
+        "ratios": {
+            "plain_over_transformers": (
+                plain["tokens_per_second"] / hf_res["tokens_per_second"] if hf_res else None
+            ),
+            "sgtm_over_plain": configs["excise_sgtm"]["step_seconds"] / plain["step_seconds"],
+            "gradient_routing_over_plain": configs["excise_gradient_routing"]["step_seconds"]
+            / plain["step_seconds"],
+            "plain_mfu": plain["mfu"],
+        },
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_table(results: dict) -> str:
+    """The results as a plain-text table plus the ratios against the targets."""
+    lines = [
+        f"{'configuration':<26}{'tokens/s':>10}{'step s':>9}{'GFLOP/s':>9}{'MFU':>7}"
+        f"{'peak MiB':>10}  per-mode step s",
+    ]
+    for name, c in results["configs"].items():
+        modes = " ".join(f"{k}={v:.3f}" for k, v in c["mode_step_seconds"].items())
+        lines.append(
+            f"{name:<26}{c['tokens_per_second']:>10.0f}{c['step_seconds']:>9.3f}"
+            f"{c['gflops']:>9.1f}{c['mfu']:>7.1%}{c['peak_memory_mib']:>10.0f}  {modes}"
+        )
+    r, d = results["ratios"], results["data_pipeline"]
+    pot = r["plain_over_transformers"]
+    lines += [
+        f"matmul peak {results['peak']['gflops']:.1f} GFLOP/s; "
+        f"{results['flops_per_token'] / 1e6:.1f} MFLOP/token; memory: {results['memory_method']}",
+        f"data pipeline: {d['batch_seconds'] * 1e3:.2f} ms/batch = {d['share_of_step']:.2%} of a step",
+        "targets: plain/transformers "
+        + (f"{pot:.2f}x" if pot is not None else "n/a")
+        + " (>= 2.0x); sgtm/plain step time "
+        + f"{r['sgtm_over_plain']:.3f} (<= 1.03); gradient routing/plain "
+        + f"{r['gradient_routing_over_plain']:.3f}; plain MFU {r['plain_mfu']:.1%} (>= 60%)",
+    ]
+    return "\n".join(lines)
+
+
+def cli_bench(args) -> int:
+    """``excise bench [--config FILE] [--out JSON] [--quick]``."""
+    path = Path(args.config) if getattr(args, "config", None) else DEFAULT_CONFIG
+    if not path.is_file():
+        raise UserError(f"bench config {path} does not exist (default: configs/bench.yaml)")
+    config = load_config(path)
+    results = run_bench(config, quick=bool(getattr(args, "quick", False)))
+    print(format_table(results))
+    out = getattr(args, "out", None)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
