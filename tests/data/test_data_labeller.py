@@ -1,0 +1,34 @@
+"""The real labeller: trained on a small seed set, measured on held-out documents."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from excise.data import StepSchedule, prepare_data
+
+
+def test_labeller_on_bilingual_corpus(make_config):
+    config = make_config(
+        labels__labeller="classifier", labels__seed_documents=60, data__builtin_documents=150, model__context=64
+    )
+    prepared = prepare_data(config, progress=False)
+    report = prepared.labeller_report
+    assert report["held_out"]["support"]["forget"] == len(prepared.test["forget"])
+    assert report["precision"] > 0.9 and report["recall"] > 0.9 and report["accuracy"] > 0.9
+    assert report["seed_sequences"] <= 61
+    flags = prepared.forget_flags
+    assert set(flags) == set(prepared.train)
+    assert all(len(flags[d]) == len(prepared.train[d]) and flags[d].dtype == bool for d in flags)
+    assert flags["forget"].mean() > 0.9 and flags["retain"].mean() < 0.1
+    # the schedule uses the classifier's decisions
+    stats = StepSchedule(config, {d: len(a) for d, a in prepared.train.items()}, flags).statistics(500)
+    assert stats["recall"] > 0.9 and stats["precision"] > 0.9
+
+
+def test_labeller_is_deterministic(make_config):
+    config = make_config(labels__labeller="classifier", labels__seed_documents=40)
+    a = prepare_data(config, progress=False)
+    b = prepare_data(config, progress=False)
+    for d in a.forget_flags:
+        np.testing.assert_array_equal(a.forget_flags[d], b.forget_flags[d])
+    assert a.labeller_report == b.labeller_report

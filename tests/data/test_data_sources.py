@@ -1,0 +1,186 @@
+"""Loaders (jsonl / txt / parquet / hub), row filters, max_documents, and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from excise.config import DataSource, load_config
+from excise.data import sources
+from excise.data.sources import parse_filter, read_documents
+from excise.errors import UserError
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+ROWS = [
+    {"text": "Cells divide.", "topic": "biology"},
+    {"text": "Acids burn.", "topic": "chemistry"},
+    {"text": "Rome fell.", "topic": "history"},
+    {"text": "   ", "topic": "biology"},  # empty documents are skipped
+    {"text": "Genes copy.", "topic": "biology"},
+    {"text": "Pills help.", "topic": "medicine"},
+]
+
+
+def test_jsonl_reads_text_field_and_skips_empty(tmp_path):
+    path = _write_jsonl(tmp_path / "a.jsonl", ROWS)
+    assert read_documents(DataSource(path=str(path)), "retain") == [
+        "Cells divide.", "Acids burn.", "Rome fell.", "Genes copy.", "Pills help."
+    ]
+    other = _write_jsonl(tmp_path / "b.jsonl", [{"body": "x y"}, {"body": "z"}])
+    assert read_documents(DataSource(path=str(other), text_field="body"), "retain") == ["x y", "z"]
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("topic == biology", ["Cells divide.", "Genes copy."]),
+        ("topic == 'biology'", ["Cells divide.", "Genes copy."]),
+        ("topic in [medicine, chemistry]", ["Acids burn.", "Pills help."]),
+        ("topic not in [biology, medicine, chemistry]", ["Rome fell."]),
+        ("topic != history and topic != biology", ["Acids burn.", "Pills help."]),
+    ],
+)
+def test_filters(tmp_path, expression, expected):
+    path = _write_jsonl(tmp_path / "a.jsonl", ROWS)
+    assert read_documents(DataSource(path=str(path), filter=expression), "forget") == expected
+
+
+def test_filter_parser_rejects_code():
+    for bad in ("__import__('os').system('x')", "topic ~= x", "topic in biology", ""):
+        with pytest.raises(UserError):
+            parse_filter(bad)
+
+
+def test_max_documents(tmp_path):
+    path = _write_jsonl(tmp_path / "a.jsonl", ROWS)
+    assert read_documents(DataSource(path=str(path), max_documents=2), "retain") == ["Cells divide.", "Acids burn."]
+    assert read_documents(DataSource(path=str(path), filter="topic == biology", max_documents=1), "retain") == [
+        "Cells divide."
+    ]
+
+
+def test_txt_one_document_per_paragraph(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("First line\nstill first.\n\n\nSecond doc.\n  \nThird\n", encoding="utf-8")
+    assert read_documents(DataSource(path=str(path)), "retain") == ["First line\nstill first.", "Second doc.", "Third"]
+
+
+def test_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"content": [r["text"] for r in ROWS], "topic": [r["topic"] for r in ROWS]}), path)
+    source = DataSource(path=str(path), text_field="content", filter="topic in [biology]")
+    assert read_documents(source, "forget") == ["Cells divide.", "Genes copy."]
+    assert read_documents(DataSource(path=str(path), text_field="content", max_documents=3), "forget") == [
+        "Cells divide.", "Acids burn.", "Rome fell."
+    ]
+    with pytest.raises(UserError, match=r"a\.parquet: no column 'text' \(columns: content, topic\)"):
+        read_documents(DataSource(path=str(path)), "forget")
+
+
+# --- bad input: a UserError naming the file, the line and the key
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    with pytest.raises(UserError, match=r"empty\.jsonl holds no documents"):
+        read_documents(DataSource(path=str(path)), "forget")
+    with pytest.raises(UserError, match="holds no documents matching filter"):
+        read_documents(DataSource(path=str(_write_jsonl(tmp_path / "a.jsonl", ROWS)), filter="topic == art"), "forget")
+
+
+def test_missing_text_field(tmp_path):
+    path = _write_jsonl(tmp_path / "a.jsonl", [{"text": "ok"}, {"body": "no text here"}])
+    with pytest.raises(UserError, match=r"a\.jsonl, line 2: no key 'text' \(keys: body\)"):
+        read_documents(DataSource(path=str(path)), "retain")
+
+
+def test_missing_filter_key(tmp_path):
+    path = _write_jsonl(tmp_path / "a.jsonl", [{"text": "ok"}])
+    with pytest.raises(UserError, match=r"line 1: filter key 'topic' is missing"):
+        read_documents(DataSource(path=str(path), filter="topic == x"), "retain")
+
+
+def test_malformed_json_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "broken\n{"text": "fine"}\n')
+    with pytest.raises(UserError, match=r"a\.jsonl, line 2: malformed JSON"):
+        read_documents(DataSource(path=str(path)), "retain")
+    path.write_text('{"text": "fine"}\n["a", "list"]\n')
+    with pytest.raises(UserError, match=r"line 2: expected a JSON object"):
+        read_documents(DataSource(path=str(path)), "retain")
+
+
+def test_non_utf8_bytes(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(UserError, match=r"a\.jsonl, line 2: not valid UTF-8"):
+        read_documents(DataSource(path=str(path)), "retain")
+    txt = tmp_path / "b.txt"
+    txt.write_bytes(b"ok\n\n\xff\xfe bad\n")
+    with pytest.raises(UserError, match=r"b\.txt, line 3: not valid UTF-8"):
+        read_documents(DataSource(path=str(txt)), "retain")
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        read_documents(DataSource(path=str(tmp_path / "nope.jsonl")), "retain")
+    (tmp_path / "a.csv").write_text("text\nx\n")
+    with pytest.raises(UserError, match="unknown format"):
+        read_documents(DataSource(path=str(tmp_path / "a.csv")), "retain")
+
+
+def test_unknown_domain_name_in_config():
+    with pytest.raises(UserError, match=r"data\.spanish: unknown key"):
+        load_config(None, ["data.spanish.path=es.jsonl"])
+
+
+def test_offline_hub_id_fails_fast(monkeypatch, tmp_path):
+    pytest.importorskip("datasets")
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf" / "datasets"))
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=r"data\.retain\.hub 'someone/not-a-dataset'.*cannot be reached"):
+        read_documents(DataSource(hub="someone/not-a-dataset"), "retain")
+    assert time.perf_counter() - t0 < 60  # never hangs on the network
+
+
+# --- real sample data (skipped when absent)
+
+
+def test_shared_openstax_biology_filter(shared_data):
+    path = shared_data / "topics" / "openstax_textbooks.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    docs = read_documents(DataSource(path=str(path), filter="topic == biology", max_documents=50), "forget")
+    assert len(docs) == 50 and all(len(d) >= 200 for d in docs)
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["topic"] == "biology":
+                rows.append(row["text"])
+                if len(rows) == 50:
+                    break
+    assert docs == rows
+    adjacent = read_documents(DataSource(path=str(path), filter="topic in [medicine, chemistry]", max_documents=30), "adjacent")
+    assert len(adjacent) == 30 and set(adjacent).isdisjoint(docs)
+
+
+def test_shared_literature_spanish(shared_data):
+    path = shared_data / "literature" / "es.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    docs = read_documents(DataSource(path=str(path), max_documents=100), "forget")
+    assert len(docs) == 100 and sum(" que " in d for d in docs) > 80
