@@ -462,7 +462,7 @@ def run_stage(stage: str, tasks: list[tuple[str, dict]], jobs: int) -> dict[str,
     if not tasks:
         return failures
     total = len(tasks)
-    if jobs <= 1:
+    if jobs <= 1 or total == 1:
         for i, (name, kwargs) in enumerate(tasks, 1):
             _log(f"{stage} {i}/{total} {name} ...")
             started = time.time()
