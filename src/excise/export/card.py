@@ -41,11 +41,14 @@ def model_card(
     has_tokenizer: bool,
 ) -> str:
     """Markdown describing what was exported and how it was made."""
-    from excise.export.families import ARCHITECTURES
+    from excise.export.families import ARCHITECTURES, q_fold_factor
 
     arch = ARCHITECTURES[result.family]
     if result.pruned_mlp or result.pruned_heads:
-        variant = "**pruned safe model**: forget units removed physically (they cannot be restored)"
+        variant = (
+            "**pruned safe model**: forget units removed physically where the architecture "
+            "can express it (see the notes; any others are zeroed), so they cannot be restored"
+        )
     elif result.ablated:
         variant = "**safe model**: forget units zeroed (ablated)"
     else:
@@ -68,10 +71,11 @@ def model_card(
         "",
         f"- architecture: `{arch}`, {result.num_parameters:,} parameters",
     ]
-    if result.family == "gpt_neo":
+    fold = q_fold_factor(model.config, result.family)
+    if fold is not None:
         lines.append(
-            "- GPT-Neo applies no 1/sqrt(head_dim) attention scaling; where the excise model "
-            "used one, it is folded into the q projection weights"
+            f"- the excise model's attention scale differs from {arch}'s fixed one, so the q "
+            f"projection weights (and biases) are multiplied by {fold:.6g}"
         )
     for note in result.notes:
         lines.append(f"- {note}")
@@ -87,14 +91,19 @@ def model_card(
             else f"Trained with excise baseline `{m.name}` (no forget units)."
         )
         lb = config.labels
+        noise = f"recall {lb.recall}" + (f", precision {lb.precision}" if lb.precision is not None else "")
+        noise += f", false-positive rate {lb.fpr}" if lb.fpr is not None else ""
         lines.append(
-            f"Labels: recall {lb.recall}, precision {lb.precision}, share of retain data "
+            f"Labels ({lb.labeller} labeller): {noise}; share of retain data "
             f"labelled retain {lb.retain_fraction}; {config.train.steps} optimizer steps, seed "
             f"{config.seed}."
         )
         lines += ["", "## Data", ""]
         if config.data.builtin:
-            lines.append(f"Built-in generated corpus `{config.data.builtin}` (see excise).")
+            lines.append(
+                f"Built-in generated corpus `{config.data.builtin}` (`excise data generate "
+                f"--kind {config.data.builtin}`), {config.data.builtin_documents} documents per domain."
+            )
         for domain, src in config.data.sources().items():
             lines.append(f"- {domain}{' (removed domain)' if domain == 'forget' else ''}: {_source(src)}")
     else:
