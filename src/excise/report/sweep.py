@@ -120,7 +120,7 @@ def _override_list(value: Any, where: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, dict):
-        return [f"{k}={json.dumps(v)}" for k, v in _flatten(value).items()]
+        return [f"{k}={json.dumps(v)}" for k, v in _flatten(value).items()]  # JSON keeps the type
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise UserError(f"{where} must be a mapping of dotted keys or a list of key=value strings")
@@ -295,6 +295,12 @@ def unique_names(points: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+def override_text(key: str, value: Any) -> str:
+    """``key=value`` as one would type it on the command line (YAML scalar syntax)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return f"{key}={text}"
+
+
 def set_dotted(data: dict, key: str, value: Any) -> None:
     node = data
     parts = key.split(".")
@@ -360,7 +366,7 @@ class PlannedRun:
             "name": self.name, "dir": str(root / self.name), "values": self.values,
             "method": self.method, "kind": self.kind, "source": self.source,
             "reference": self.reference,
-            "overrides": [f"{k}={json.dumps(v)}" for k, v in self.values.items()],
+            "overrides": [override_text(k, v) for k, v in self.values.items()],
         }  # fmt: skip
 
 
