@@ -76,3 +76,19 @@ def test_lm_eval_runs_local_tasks(tmp_path, make_run):
     assert set(result) == {"forget", "retain"}
     for metrics in result.values():
         assert metrics["bits_per_byte"] > 0 and metrics["word_perplexity"] > 1
+
+
+def test_sequence_losses_equal_excise_domain_loss(tmp_path):
+    from excise.eval.losses import domain_loss
+    from excise.export import export_model
+    from excise.export.lmeval import transformers_sequence_losses
+    from hf_helpers import LLAMA, tiny_model
+
+    model, partition = tiny_model(tiny_config(**LLAMA), PartitionConfig(forget_heads=1, forget_mlp_units=8),
+                                  dtype=torch.float32)  # fmt: skip
+    export_model(model, partition, tmp_path / "hf")
+    gen = torch.Generator().manual_seed(3)
+    arrays = {d: torch.randint(0, 64, (5, 17), generator=gen).numpy() for d in ("forget", "retain")}
+    got = transformers_sequence_losses(tmp_path / "hf", arrays, max_tokens=48, batch_size=2)
+    for d, a in arrays.items():
+        assert got[d] == pytest.approx(domain_loss(model, a, batch_size=2, max_tokens=48).mean, rel=1e-5)

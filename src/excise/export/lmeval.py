@@ -101,6 +101,41 @@ def transformers_losses(
     return out
 
 
+def transformers_sequence_losses(
+    model_dir: str | Path,
+    sequences: Mapping[str, object],
+    *,
+    max_tokens: int | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Mean next-token loss per domain of the export on pre-tokenized sequences.
+
+    ``sequences[domain]`` is an integer array (n_seq, T + 1), the layout of excise's packed
+    test data; the first ceil(max_tokens / T) sequences count, as in ``excise eval``, so the
+    figures are directly comparable with ``eval.json``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
+    out: dict[str, float] = {}
+    for domain, array in sequences.items():
+        tokens = torch.as_tensor(array, dtype=torch.long)
+        T = tokens.shape[1] - 1
+        n = tokens.shape[0] if max_tokens is None else min(tokens.shape[0], math.ceil(max_tokens / T))
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                batch = tokens[start : min(n, start + batch_size)].to(device)
+                logits = model(batch[:, :-1]).logits.double()
+                total += torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1), batch[:, 1:].flatten(), reduction="sum"
+                ).item()
+        out[domain] = total / (n * T)
+    return out
+
+
 def write_perplexity_tasks(task_dir: str | Path, files: Mapping[str, Path], text_field: str = "text") -> list[str]:
     """Write one lm-eval task YAML per domain into ``task_dir``; returns the task names."""
     task_dir = Path(task_dir)
