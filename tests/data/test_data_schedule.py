@@ -112,3 +112,13 @@ def test_classifier_labels_follow_the_batch_majority(make_config):
         assert st.label == ("forget" if majority else "default")
     with pytest.raises(UserError, match="no classifier flags"):
         StepSchedule(config, SIZES)
+
+
+def test_vectorised_statistics_equal_stepwise_counts(make_config):
+    config = make_config(labels__recall=0.7, labels__fpr=0.1, labels__retain_fraction=0.3)
+    schedule = StepSchedule(config, SIZES)
+    counts = {d: {lab: 0 for lab in ("forget", "retain", "default")} for d in SIZES}
+    for s in range(3000):
+        st = schedule.at(s)
+        counts[st.domain][st.label] += 1
+    assert schedule.statistics(3000)["counts"] == counts

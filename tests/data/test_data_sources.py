@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -145,7 +146,40 @@ def test_unknown_domain_name_in_config():
         load_config(None, ["data.spanish.path=es.jsonl"])
 
 
-def test_offline_hub_id_fails_fast(monkeypatch, tmp_path):
+def test_offline_hub_id_is_a_user_error(monkeypatch):
+    """With the hub unreachable, only the local cache is tried (offline env set), then a UserError."""
+    import sys
+    import types
+
+    seen = {}
+
+    def load_dataset(name, config=None, split=None, streaming=False):
+        seen.update(offline=os.environ.get("HF_HUB_OFFLINE"), streaming=streaming)
+        raise ConnectionError("Couldn't reach the hub")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(UserError, match=r"data\.forget\.hub 'roneneldan/TinyStories'.*cannot be reached.*data\.forget\.path"):
+        read_documents(DataSource(hub="roneneldan/TinyStories"), "forget")
+    assert seen == {"offline": "1", "streaming": False}
+    assert "HF_HUB_OFFLINE" not in os.environ  # restored
+
+
+def test_hub_rows_are_read_filtered_and_capped(monkeypatch):
+    import sys
+    import types
+
+    rows = [{"text": f"doc {i}", "lang": "es" if i % 2 else "en"} for i in range(10)]
+    fake = types.SimpleNamespace(load_dataset=lambda *a, **k: iter(rows))
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: True)
+    docs = read_documents(DataSource(hub="x/y", filter="lang == es", max_documents=3), "forget")
+    assert docs == ["doc 1", "doc 3", "doc 5"]
+
+
+@pytest.mark.slow
+def test_offline_hub_id_fails_fast_with_real_datasets(monkeypatch, tmp_path):
     pytest.importorskip("datasets")
     monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache

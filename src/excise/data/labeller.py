@@ -40,15 +40,20 @@ class TokenClassifier:
         return x
 
     def fit(self, tokens: np.ndarray, labels: np.ndarray, steps: int = 300, lr: float = 2.0) -> TokenClassifier:
-        x = self.features(tokens)
+        full = self.features(tokens)
+        # features absent from the seed set get zero gradient and keep weight 0: fit on the rest
+        active = np.flatnonzero(full.any(axis=0))
+        x = full[:, active].astype(np.float64)
         y = labels.astype(np.float64)
-        w, b = np.zeros(self.dim), 0.0
+        w, b = np.zeros(len(active)), 0.0
         for _ in range(steps):  # full-batch gradient descent on the mean log-loss
             p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
             grad = p - y
             w -= lr * (x.T @ grad / len(y) + self.l2 * w)
             b -= lr * float(grad.mean())
-        self.weights, self.bias = w, b
+        self.weights = np.zeros(self.dim, dtype=np.float32)
+        self.weights[active] = w
+        self.bias = b
         return self
 
     def predict(self, tokens: np.ndarray) -> np.ndarray:
@@ -56,7 +61,7 @@ class TokenClassifier:
         out = np.zeros(len(tokens), dtype=bool)
         for start in range(0, len(tokens), _CHUNK_ROWS):
             x = self.features(np.asarray(tokens[start : start + _CHUNK_ROWS]))
-            out[start : start + len(x)] = (x @ self.weights.astype(np.float32) + self.bias) > 0
+            out[start : start + len(x)] = (x @ self.weights + self.bias) > 0
         return out
 
 

@@ -27,6 +27,23 @@ CACHE_FORMAT = 1
 ENCODE_BATCH = 512
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def cache_root(cache_dir: str | None) -> Path:
     """``$EXCISE_CACHE`` if set, else ``data.cache_dir``, else ``~/.cache/excise``."""
     env = os.environ.get("EXCISE_CACHE")

@@ -127,9 +127,7 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
                 training_texts(train_docs, tok_cfg.max_train_characters), config.model.vocab_size, progress
             )
             _log(progress, f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) on {'+'.join(chosen)} in {time.perf_counter() - t0:.1f}s")
-            from excise.checkpoint import atomic_write_text
-
-            atomic_write_text(path, tokenizer.to_str())
+            packing.atomic_write_text(path, tokenizer.to_str())
     if tokenizer.get_vocab_size() > config.model.vocab_size:
         raise UserError(
             f"the tokenizer has {tokenizer.get_vocab_size()} tokens but model.vocab_size is "
@@ -232,9 +230,7 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         _log(progress, f"labeller held-out precision {labeller_report['precision']} recall {labeller_report['recall']}")
 
     if run_dir is not None:
-        from excise.checkpoint import atomic_write_text
-
-        atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
+        packing.atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
     return PreparedData(
         tokenizer=tokenizer,
         train=train,

@@ -30,6 +30,16 @@ from excise.errors import UserError
 
 LABELS = ("forget", "retain", "default")
 _SALT = 0x5C4ED
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic): a counter-based RNG."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 @dataclass(frozen=True)
@@ -108,36 +118,64 @@ class StepSchedule:
                 if d not in forget_flags or len(forget_flags[d]) != self.sizes[d]:
                     raise ValueError(f"forget_flags[{d!r}] must hold one flag per train sequence")
 
+    def _uniforms(self, steps: np.ndarray) -> np.ndarray:
+        """(n, 3) uniforms in [0, 1) per step: domain, label and retain draws (counter-based)."""
+        base = _splitmix64(np.asarray([self.seed & _MASK64], dtype=np.uint64) ^ np.uint64(_SALT))
+        counters = steps.astype(np.uint64)[:, None] * np.uint64(4) + np.arange(3, dtype=np.uint64)[None, :]
+        bits = _splitmix64(_splitmix64(counters ^ base))
+        return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+    def _domains_of(self, u_domain: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(self._cumulative, u_domain * self._cumulative[-1], side="right")
+        return np.minimum(index, len(self.domains) - 1)
+
+    def _label(self, domain: str, flagged: bool, u_retain: float) -> str:
+        if flagged:
+            return "forget"
+        if domain == "forget" and not self.classifier:
+            return "default"  # undiscovered forget data trains as unlabelled
+        return "retain" if u_retain < self.labels.retain_fraction else "default"
+
+    def _flagged(self, domain: str, u_label: float, indices: np.ndarray | None) -> bool:
+        if self.classifier:
+            return bool(np.mean(self.forget_flags[domain][indices]) > 0.5)
+        if domain == "forget":
+            return bool(u_label < self.labels.recall)
+        return bool(u_label < self.fpr[domain])
+
     def at(self, step: int) -> StepLabel:
         """The step's true domain, applied label and batch indices (same on every call)."""
         if step < 0:
             raise ValueError(f"step must be non-negative, got {step}")
-        rng = np.random.default_rng([self.seed, int(step), _SALT])
-        u_domain, u_label, u_retain = rng.random(3)
-        index = int(np.searchsorted(self._cumulative, u_domain * self._cumulative[-1], side="right"))
-        domain = self.domains[min(index, len(self.domains) - 1)]
+        u_domain, u_label, u_retain = self._uniforms(np.asarray([step]))[0]
+        domain = self.domains[int(self._domains_of(np.asarray([u_domain]))[0])]
         n = self.sizes[domain]
+        rng = np.random.default_rng([self.seed & _MASK64, int(step), _SALT])
         indices = rng.choice(n, size=self.batch_size, replace=n < self.batch_size).astype(np.int64)
-        if self.classifier:
-            flagged = bool(np.mean(self.forget_flags[domain][indices]) > 0.5)
-        elif domain == "forget":
-            flagged = u_label < self.labels.recall
-        else:
-            flagged = u_label < self.fpr[domain]
-        if flagged:
-            label = "forget"
-        elif domain == "forget" and not self.classifier:
-            label = "default"  # undiscovered forget data trains as unlabelled
-        else:
-            label = "retain" if u_retain < self.labels.retain_fraction else "default"
+        label = self._label(domain, self._flagged(domain, u_label, indices), u_retain)
         return StepLabel(int(step), domain, label, indices)
 
     def statistics(self, steps: int) -> dict:
         """Counts of true domain x applied label over steps [0, steps), and measured rates."""
         counts = {d: {lab: 0 for lab in LABELS} for d in self.domains}
-        for step in range(steps):
-            s = self.at(step)
-            counts[s.domain][s.label] += 1
+        if self.classifier:  # labels depend on the batch rows: walk the steps
+            for step in range(steps):
+                s = self.at(step)
+                counts[s.domain][s.label] += 1
+        else:  # labels depend only on the per-step uniforms: vectorised, same values as at()
+            u = self._uniforms(np.arange(steps))
+            which = self._domains_of(u[:, 0])
+            for i, d in enumerate(self.domains):
+                rows = u[which == i]
+                threshold = self.labels.recall if d == "forget" else self.fpr[d]
+                flagged = rows[:, 1] < threshold
+                counts[d]["forget"] = int(flagged.sum())
+                if d == "forget":
+                    counts[d]["default"] = int((~flagged).sum())
+                else:
+                    retain = ~flagged & (rows[:, 2] < self.labels.retain_fraction)
+                    counts[d]["retain"] = int(retain.sum())
+                    counts[d]["default"] = int(len(rows) - flagged.sum() - retain.sum())
         flagged = sum(c["forget"] for c in counts.values())
         forget_steps = sum(counts.get("forget", {}).values())
         tp = counts.get("forget", {}).get("forget", 0)
