@@ -112,3 +112,18 @@ def test_import_errors(tmp_path):
     (tmp_path / "bin" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(UserError, match="gpt_neo and llama"):
         import_hf(tmp_path / "bin")
+
+
+def test_import_as_run_directory_loads_with_load_run(tmp_path, make_run):
+    from excise.export import export_hf, import_hf_run
+    from excise.run import load_run
+
+    run_dir = make_run(tiny_config(**LLAMA), PCFG)
+    export_hf(run_dir, tmp_path / "hf")
+    pcfg = PartitionConfig(forget_heads=4, forget_mlp_units=4, layers=[1])
+    new_run = import_hf_run(tmp_path / "hf", tmp_path / "imported", pcfg, mode="expand")
+    run, original = load_run(new_run), load_run(run_dir)
+    assert run.config.model.n_heads == 8 and run.config.partition.layers == [1]
+    assert run.model.blocks[0].attn.forget_heads == 0 and run.model.blocks[1].attn.forget_heads == 4
+    torch.testing.assert_close(logits(run.model), logits(original.model), rtol=1e-5, atol=1e-5)
+    assert (new_run / "tokenizer.json").read_text() == (tmp_path / "hf" / "tokenizer.json").read_text()

@@ -11,7 +11,7 @@ transformers is an optional dependency (the ``hf`` extra) and is only imported w
 
 from excise.export.families import hf_family
 from excise.export.hf import ExportResult, cli_export, export_hf, export_model
-from excise.export.importer import import_hf, load_hf_as_gpt, model_config_from_hf
+from excise.export.importer import import_hf, import_hf_run, load_hf_as_gpt, model_config_from_hf
 
 __all__ = [
     "ExportResult",
@@ -20,6 +20,7 @@ __all__ = [
     "export_model",
     "hf_family",
     "import_hf",
+    "import_hf_run",
     "load_hf_as_gpt",
     "model_config_from_hf",
 ]

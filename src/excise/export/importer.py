@@ -285,3 +285,39 @@ def import_hf(
         [fu if i in layers else 0 for i in range(cfg.n_layers)],
     )
     return model, build_partition(model), cfg
+
+
+def import_hf_run(
+    path: str | Path,
+    out: str | Path,
+    partition_config: PartitionConfig | None = None,
+    *,
+    mode: Literal["expand", "designate"] = "expand",
+    base_config=None,
+    **kwargs,
+) -> Path:
+    """:func:`import_hf`, written as an excise run directory (config.yaml with the imported
+    model shape, model.safetensors, partition.json, and the checkpoint's tokenizer.json if it
+    has one), so ``excise eval`` / ``excise export`` and tools reading runs can use it.
+
+    ``base_config``: a :class:`excise.config.Config` whose other sections (data, method,
+    train, ...) are kept; its model and partition sections are replaced.
+    """
+    import shutil
+
+    from excise.config import Config, PartitionConfig as PC, save_config
+    from excise.run import CONFIG, TOKENIZER, save_model
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"run directory {out} exists and is not empty")
+    model, partition, cfg = import_hf(path, partition_config, mode=mode, **kwargs)
+    pcfg = partition_config if partition_config is not None else PC(forget_heads=0, forget_mlp_units=0)
+    config = (base_config or Config()).model_copy(update={"model": cfg, "partition": pcfg})
+    config = Config.model_validate(config.model_dump())  # re-run the cross-section checks
+    save_model(out, model, partition)
+    save_config(config, out / CONFIG)
+    tokenizer = Path(path) / TOKENIZER
+    if tokenizer.is_file():
+        shutil.copyfile(tokenizer, out / TOKENIZER)
+    return out
