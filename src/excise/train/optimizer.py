@@ -37,7 +37,9 @@ def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_adamw(model: nn.Module, lr: float, betas, weight_decay: float, device: str) -> torch.optim.AdamW:
-    kwargs = {"fused": True} if device == "cuda" else {"foreach": True}
+    # Fused AdamW exists on CPU too and is several times faster there than foreach
+    # (benchmarks/README.md); the update rule is the same.
+    kwargs = {"fused": True}
     return torch.optim.AdamW(adamw_param_groups(model, weight_decay), lr=lr, betas=betas, **kwargs)
 
 
