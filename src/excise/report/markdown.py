@@ -115,8 +115,9 @@ def load_record(name: str, run_dir: Path, info: dict | None = None) -> RunRecord
     extra = _read_json(run_dir / "absorption.json")
     if isinstance(extra, list):
         absorption += [e for e in extra if isinstance(e, dict)]
+    kind = info.get("kind", "unlearn" if meta.get("unlearn_method") else "train")
     return RunRecord(
-        name=name, dir=run_dir, method=str(method), kind=info.get("kind", "unlearn" if meta.get("unlearn_method") else "train"),
+        name=name, dir=run_dir, method=str(method), kind=kind,
         values=info.get("values") or {}, reference=info.get("reference"), config=config,
         eval=_read_json(run_dir / "eval.json"), relearn=_read_json(run_dir / "relearn.json"),
         summary=_read_json(run_dir / "summary.json"), eval_events=eval_events, absorption=absorption,
@@ -302,7 +303,10 @@ def rmu_ratio(records: list[RunRecord]) -> list[str]:
             continue
         rec = r.relearn.get("steps_to_recover")
         steps = (r.relearn.get("steps") or [0])[-1]
-        ratio = f"{rec / base:.1f}x" if rec is not None else f"> {steps / base:.1f}x (not recovered in {steps} steps)"
+        if rec is not None:
+            ratio = f"{rec / base:.1f}x"
+        else:
+            ratio = f"> {steps / base:.1f}x (not recovered in {steps} steps)"
         lines.append(f"- {r.name}: {ratio} the steps RMU needs ({base})")
     return lines
 
@@ -327,9 +331,9 @@ def write_report(root: str | Path) -> Path:
     title = sweep.get("title") or sweep.get("name") or root.name
     out = [f"# excise report: {title}", ""]
     if sweep:
-        out += [f"Base recipe `{sweep.get('base')}`; grid "
-                f"`{json.dumps(sweep.get('grid'))}`" + (f"; unlearning: {sweep['unlearn']}" if sweep.get("unlearn") else "")
-                + f". {len(records)} runs.", ""]  # fmt: skip
+        unlearn = f"; unlearning: {sweep['unlearn']}" if sweep.get("unlearn") else ""
+        grid = json.dumps(sweep.get("grid"))
+        out += [f"Base recipe `{sweep.get('base')}`; grid `{grid}`{unlearn}. {len(records)} runs.", ""]
     out += ["Losses are mean next-token losses in nats on held-out test text. *Released* model: "
             "the ablated model for SGTM-style methods, the model itself otherwise; *calibrated*: "
             "after fitting only an output-logit bias (DESIGN §1).", ""]  # fmt: skip
@@ -339,9 +343,11 @@ def write_report(root: str | Path) -> Path:
         missing.append(f"eval.json for {', '.join(no_eval)} (run `excise eval RUN_DIR`)")
 
     headline = headline_rows(records)
-    out += ["## Results", "", "Released model, " + ("calibrated" if all(h["variant"] == "calibrated" for h in headline) else
-            "calibrated where available") + " losses; steps to recover = relearning steps until the "
-            "forget loss reaches the no-filter model's.", "", md_table(HEADLINE_HEADER, format_headline(headline)), ""]  # fmt: skip
+    which = "calibrated" if all(h["variant"] == "calibrated" for h in headline) else "calibrated where available"
+    out += ["## Results", "",
+            f"Released model, {which} losses; steps to recover = relearning steps until the forget "
+            "loss reaches the no-filter model's.", "",
+            md_table(HEADLINE_HEADER, format_headline(headline)), ""]  # fmt: skip
     ratio_lines = rmu_ratio(records)
     if ratio_lines:
         out += ["Relearning resistance relative to RMU:", "", *ratio_lines, ""]
@@ -362,7 +368,8 @@ def write_report(root: str | Path) -> Path:
         plots.plot_undiscovered(groups, plot_dir / "undiscovered.png", references)
         out += ["## Loss against the undiscovered-forget rate", "",
                 "Released, calibrated losses; mean ± standard deviation over seeds (n runs); dotted "
-                "lines: references trained without a recall axis.", "", "![undiscovered](plots/undiscovered.png)", "",
+                "lines: references trained without a recall axis.", "",
+                "![undiscovered](plots/undiscovered.png)", "",
                 md_table(["method", "undiscovered rate", "forget loss", "retain loss", "n"], table), ""]  # fmt: skip
 
     out += ["## Relearning attack", ""]
@@ -388,7 +395,8 @@ def write_report(root: str | Path) -> Path:
 
     rows = training_table(records)
     if rows:
-        out += ["## Training", "", md_table(["run", "method", "steps", "skipped", "tokens", "wall s", "tokens/s"], rows), ""]
+        header = ["run", "method", "steps", "skipped", "tokens", "wall s", "tokens/s"]
+        out += ["## Training", "", md_table(header, rows), ""]
     failed = [row for row in _read_jsonl(root / RESULTS_FILE) if row.get("error")]
     if failed:
         out += ["## Failed runs", ""] + [f"- {row['run']}: {row['error']}" for row in failed] + [""]
