@@ -202,6 +202,8 @@ def train(
     d = init_distributed(device)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    if d.main and out.is_dir():
+        checkpoints.RunLock(out).ensure_free()  # before --overwrite can delete a live run
     prepare_run_dir(out, resume, overwrite, d)
     lock = checkpoints.RunLock(out) if d.main else None
     try:

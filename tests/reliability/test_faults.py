@@ -1,0 +1,235 @@
+"""Fault injection: SIGKILL training at random moments (mid-checkpoint too), resume, compare.
+
+Every kill is a real ``SIGKILL`` of a process that is training; the next process resumes
+the run (``resume=True``, what ``excise train --resume`` calls) and, once a run finishes,
+its weights must equal an uninterrupted run's bit for bit and its ``metrics.jsonl`` must
+hold every step exactly once. Kills come from two sources:
+
+- from outside, after the run reached a random step, plus a random delay; checkpoint writes
+  are slowed down (``EXCISE_FAULT_DELAY_CHECKPOINT_S``) so these often land mid-write;
+- from inside, ``EXCISE_FAULT_KILL_AT=checkpoint:<step>:<phase>`` kills the writer after the
+  weights, after the train state, or just before the rename of a checkpoint.
+
+Processes are forked from this (already imported) interpreter, because a fresh ``python -m
+excise`` pays seconds of torch import per kill; ``--cli`` uses real CLI subprocesses instead.
+The default suite runs a handful of kills; the ``slow`` test and the script run 20 or more::
+
+    python tests/reliability/test_faults.py --kills 25 [--cli] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reliability_helpers import (  # noqa: E402
+    TINY, assert_identical, cli_env, events, excise_cmd, tiny_config, weights,
+)  # fmt: skip
+
+from excise.train import checkpoints  # noqa: E402
+from excise.train.runner import train  # noqa: E402
+
+STEPS = 24
+EVERY = 3
+RUN_ARGS = [f"train.steps={STEPS}", f"checkpoint.every={EVERY}", "checkpoint.keep=2"]
+
+
+@dataclass
+class Tally:
+    kills: int = 0
+    mid_checkpoint: int = 0  # a temporary checkpoint directory was left behind
+    self_kills: int = 0  # EXCISE_FAULT_KILL_AT inside checkpoints.save
+    runs_finished: int = 0
+    resumes: int = 0
+    where: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    """One training process on ``run``: forked from this interpreter, or the real CLI."""
+
+    def __init__(self, run: Path, resume: bool, env: dict[str, str], cli: bool, cache: Path) -> None:
+        self.started = time.time()
+        if cli:
+            recipe = run.parent / "recipe.yaml"
+            recipe.write_text("{}\n")
+            args = ["train", str(recipe), *TINY, *RUN_ARGS, "--out", str(run)]
+            self.proc = subprocess.Popen(
+                excise_cmd(*args, *(["--resume"] if resume else [])), env=cli_env(cache, **env),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            self.pid = self.proc.pid
+            return
+        self.proc = None
+        self.returncode: int | None = None
+        error_file = run.parent / f"{run.name}-child-error.txt"
+        pid = os.fork()
+        if pid == 0:  # the child trains and never returns into the test
+            code = 1
+            try:
+                os.environ.update(env)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                train(tiny_config(*RUN_ARGS), run, resume=resume)
+                code = 0
+            except BaseException:
+                error_file.write_text(traceback.format_exc())
+            finally:
+                os._exit(code)
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        if self.proc is not None:
+            return self.proc.poll()
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+        elif self.returncode is None:  # never signal a reaped (possibly reused) pid
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        if self.proc is not None:
+            return self.proc.wait()
+        while (code := self.poll()) is None:
+            time.sleep(0.01)
+        return code
+
+
+def latest_step_seen(run: Path, since: float) -> int:
+    """Highest train step this process logged (records older than ``since`` are ignored)."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    best = 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+        if record.get("event") == "train" and record.get("time", 0) >= since:
+            best = max(best, record["step"])
+    return best
+
+
+def whole_checkpoint_step(run: Path) -> int:
+    good = [int(p.name.split("-")[1]) for p in checkpoints.step_dirs(run) if checkpoints.verify(p) is None]
+    return max(good, default=0)
+
+
+def check_finished_run(run: Path, reference: Path) -> None:
+    assert_identical(weights(reference), weights(run))
+    steps = [e["step"] for e in events(run, "train")]
+    assert steps == list(range(1, STEPS + 1)), steps  # every step logged once: nothing lost
+    summary = json.loads((run / "summary.json").read_text())
+    ref_summary = json.loads((reference / "summary.json").read_text())
+    assert summary["tokens"] == ref_summary["tokens"]
+    assert summary["label_counts"] == ref_summary["label_counts"]
+    assert summary["eval"] == ref_summary["eval"]
+
+
+def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=print) -> Tally:
+    """Kill training ``kills`` times, resuming after each; check every finished run."""
+    rng = random.Random(seed)
+    cache = Path(os.environ.get("EXCISE_CACHE") or workdir / "cache")
+    os.environ["EXCISE_CACHE"] = str(cache)
+    reference = workdir / "reference"
+    train(tiny_config(*RUN_ARGS), reference)
+    tally = Tally()
+    run_index = 0
+    run, resume = workdir / f"run-{run_index}", False
+    while True:
+        env = {"EXCISE_FAULT_DELAY_CHECKPOINT_S": f"{rng.choice([0.0, 0.01, 0.03]):g}"}
+        done_step = whole_checkpoint_step(run) if resume else 0
+        plan = "finish" if tally.kills >= kills else rng.choice(["outside", "outside", "inside"])
+        if plan == "inside":
+            step = rng.randrange(done_step + EVERY, STEPS, EVERY) if done_step + EVERY < STEPS else None
+            if step is None:
+                plan = "outside"
+            else:
+                phase = rng.choice(checkpoints.PHASES)
+                env["EXCISE_FAULT_KILL_AT"] = f"checkpoint:{step}:{phase}"
+        proc = Trainer(run, resume, env, cli, cache)
+        tally.resumes += resume
+        if plan == "outside":
+            target = rng.randint(done_step + 1, STEPS)
+            while proc.poll() is None and latest_step_seen(run, proc.started) < target:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.08))
+            proc.kill()
+        code = proc.wait()
+        if code == 0:
+            assert plan != "inside", "the checkpoint fault hook did not fire"
+            check_finished_run(run, reference)
+            tally.runs_finished += 1
+            log(f"run {run_index}: finished, weights equal the uninterrupted run bit for bit")
+            if tally.kills >= kills:
+                return tally
+            run_index += 1
+            run, resume = workdir / f"run-{run_index}", False
+            continue
+        error_file = workdir / f"{run.name}-child-error.txt"
+        assert code == -signal.SIGKILL, error_file.read_text() if error_file.exists() else code
+        tally.kills += 1
+        # this process's own temporary checkpoint directory (named with its pid)
+        leftovers = list((run / checkpoints.DIR).glob(f".tmp-step-*-{proc.pid}"))
+        where = f"{plan}{' ' + env.get('EXCISE_FAULT_KILL_AT', '') if plan == 'inside' else ''}"
+        where += f", last step logged {latest_step_seen(run, proc.started)}"
+        if leftovers:
+            tally.mid_checkpoint += 1
+            where += f", mid-checkpoint ({leftovers[0].name})"
+        tally.self_kills += plan == "inside"
+        tally.where.append(where)
+        log(f"kill {tally.kills}: {where}")
+        resume = True
+
+
+def test_a_few_random_kills_then_resume_equal_uninterrupted(tmp_path):
+    tally = campaign(tmp_path, kills=3, seed=3, log=lambda _: None)
+    assert tally.kills == 3 and tally.runs_finished == 1
+
+
+@pytest.mark.slow
+def test_twenty_five_random_kills_then_resume_equal_uninterrupted(tmp_path):
+    tally = campaign(tmp_path, kills=25, seed=11, log=lambda _: None)
+    assert tally.kills == 25 and tally.runs_finished >= 1
+    assert tally.self_kills > 0  # some kills inside checkpoint writes, by construction
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cli", action="store_true", help="kill real `python -m excise train` processes")
+    args = parser.parse_args()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        tally = campaign(Path(tmp), args.kills, args.seed, args.cli)
+    print(
+        f"kills survived: {tally.kills} ({tally.mid_checkpoint} left a half-written checkpoint, "
+        f"{tally.self_kills} inside checkpoint writes by EXCISE_FAULT_KILL_AT); resumes: "
+        f"{tally.resumes}; finished runs: {tally.runs_finished}, all bit-identical to the "
+        f"uninterrupted run with every step logged once; {time.time() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
