@@ -114,3 +114,15 @@ def test_undiscovered_sweep_covers_the_papers_rates():
     assert sorted(1 - r for r in spec.grid["labels.recall"]) == pytest.approx([0, 0.1, 0.3, 0.5, 1.0])
     methods = {r.method for r in plan(spec)}
     assert methods == {"sgtm", "gradient_routing", "weak_filter", "no_filter", "strict_filter"}
+
+
+def test_recipes_are_found_in_the_checkout_the_package_and_by_env(tmp_path, monkeypatch):
+    import excise
+    from excise.report.sweep import configs_dir
+
+    assert (configs_dir() / "demo.yaml").is_file()
+    # the copy an installed wheel carries (package-data excise/configs/*.yaml)
+    assert (Path(excise.__file__).resolve().parent / "configs" / "demo.yaml").is_file()
+    (tmp_path / "demo.yaml").write_text("seed: 0\n")
+    monkeypatch.setenv("EXCISE_CONFIGS", str(tmp_path))
+    assert configs_dir() == tmp_path
