@@ -57,8 +57,8 @@ def test_variety(bilingual):
 def _noun_forms():
     forms = {}
     for noun in L.OBJECTS + L.ANIMALS + L.PLACES + L.SPOTS + L.FOODS + L.PEOPLE:
-        if noun.es == noun.es_pl:
-            continue  # number is ambiguous (paraguas)
+        if noun.es == noun.es_pl or noun.es in {c.es_m for c in L.COLORS}:
+            continue  # number is ambiguous (paraguas); "el naranja" is the colour, a masculine noun
         forms[noun.es] = (noun, False)
         forms[noun.es_pl] = (noun, True)
     return forms

@@ -207,6 +207,27 @@ class Story:
             return "", "una" if self.time[2] == "f" else "un"
         if key == "moral":
             return self.moral
+        if key == "the_things":
+            en, es = noun_phrase(r.choice(L.OBJECTS), "the", plural=True)
+            return en.removeprefix("the "), es
+        if key == "the_foods":
+            en, es = noun_phrase(r.choice(L.FOODS), "the", plural=True)
+            return en.removeprefix("the "), es
+        if key == "animal_look":
+            adj = r.choice(L.SIZES_AND_LOOKS)
+            return adj.en, adj.es(self.animal.gender)
+        if key == "food_pl":
+            return self.food.en_pl, self.food.es_pl
+        if key == "the_best_food":
+            art = _ES_ART["the"][(self.food.gender, True)]
+            best = "mejores"
+            return f"the best {self.food.en_pl}", f"{art} {best} {self.food.es_pl}"
+        if key == "a_place_full_of_things":
+            place = r.choice(L.PLACES)
+            en, es = noun_phrase(place, "a", r.choice(L.SIZES_AND_LOOKS))
+            t_en, t_es = self.slot("things")
+            full = "llena" if place.gender == "f" else "lleno"
+            return f"{en} full of {t_en}", f"{es} {full} de {t_es}"
         if key == "obj_noun":
             return self.obj.en, self.obj.es
         if key == "friend_amigo":
@@ -253,8 +274,6 @@ def render(story: Story, template: tuple[str, str]) -> tuple[str, str]:
     pairs: dict = {}
     en = template[0].format_map(_View(story, pairs, 0))
     es = template[1].format_map(_View(story, pairs, 1))
-    en = re.sub(r"\s+", " ", en).strip()
-    es = re.sub(r"\s+", " ", _fix_spanish(es)).strip()
     return _capitalize(en), _capitalize(es)
 
 
@@ -265,6 +284,8 @@ T = dict[str, list[tuple[str, str]]]
 
 STAGES: T = {
     "opening": [
+        ("Long ago, in a house near {the_place}, lived {hero_a} {named} {Hero}.", "Hace mucho tiempo, en una casa cerca de {the_place}, vivía {hero_a} {named} {Hero}."),
+        ("{Hero} was {hero_a}. {He} liked {foods} and {things}.", "{Hero} era {hero_a}. Le gustaban {the_foods} y {the_things}."),
         ("Once upon a time, there was {hero_a} {named} {Hero}.", "Había una vez {hero_a} {named} {Hero}."),
         ("One {opening_time}, {hero_a} {named} {Hero} woke up early.", "{una} {opening_time}, {hero_a} {named} {Hero} se despertó temprano."),
         ("{Hero} was {hero_a} who lived near {the_place}.", "{Hero} era {hero_a} que vivía cerca de {the_place}."),
@@ -305,6 +326,9 @@ STAGES: T = {
         ("One day {Hero} met {friend_a} {friend_named} {Friend} at {the_place}.", "Un día {Hero} conoció a {friend_a} {friend_named} {Friend} en {the_place}."),
     ],
     "play": [
+        ("They played hide and seek behind {any_spot}.", "Jugaron al escondite detrás de {any_spot}."),
+        ("{Friend} showed {Hero} {a_thing}.", "{Friend} le enseñó {a_thing} a {Hero}."),
+        ("They pretended to be {animals} and ran in circles.", "Jugaron a ser {animals} y corrieron en círculos."),
         ("{Hero} and {Friend} played with {things} all day.", "{Hero} y {Friend} jugaron con {things} todo el día."),
         ("They ran around {the_place} and laughed.", "Corrieron por {the_place} y se rieron."),
         ("They built a big tower with {things}.", "Construyeron una torre grande con {things}."),
@@ -345,6 +369,9 @@ STAGES: T = {
         ("On the way, {Hero} saw {animals} and {things}.", "Por el camino, {Hero} vio {animals} y {things}."),
     ],
     "at_place": [
+        ("Near {any_spot}, {Hero} found {things} and counted them.", "Cerca de {any_spot}, {Hero} encontró {things} y los contó."),
+        ("{Hero} watched {animals} playing in the sun.", "{Hero} miró {animals} jugando al sol."),
+        ("{Hero} sat on a bench and ate {the_food}.", "{Hero} se sentó en un banco y se comió {the_food}."),
         ("At {the_place}, {Hero} saw {a_animal}.", "En {the_place}, {Hero} vio {a_animal}."),
         ("{Hero} found {a_thing} near {any_spot}.", "{Hero} encontró {a_thing} cerca de {any_spot}."),
         ("There were {animals} everywhere.", "Había {animals} por todas partes."),
@@ -403,6 +430,30 @@ STAGES: T = {
         ("{the_animal} was {animal_feel} and licked {Hero}'s hand.", "{the_animal} estaba {animal_feel} y le lamió la mano a {Hero}."),
         ("From that day on, {the_animal} and {Hero} were friends.", "Desde ese día, {the_animal} y {Hero} fueron amig{ah_os_as}."),
     ],
+    "chat": [
+        ("\"Do you like {foods}?\" asked {Friend}. \"Yes, very much!\" said {Hero}.", "«¿Te gustan {the_foods}?», preguntó {Friend}. «¡Sí, mucho!», dijo {Hero}."),
+        ("\"What is your favorite color?\" asked {Hero}. \"I like {color},\" said {Friend}.", "«¿Cuál es tu color favorito?», preguntó {Hero}. «Me gusta el {color}», dijo {Friend}."),
+        ("\"Look at {the_animal}!\" said {Friend}. \"It is so {animal_look}!\"", "«¡Mira {the_animal}!», dijo {Friend}. «¡Es muy {animal_look}!»"),
+        ("\"Can I play too?\" asked {Friend}. \"Of course,\" said {Hero}.", "«¿Puedo jugar yo también?», preguntó {Friend}. «Claro que sí», dijo {Hero}."),
+        ("\"I am {feel},\" said {Hero}. \"Me too,\" said {Friend}.", "«Estoy {feel}», dijo {Hero}. «Yo también», dijo {Friend}."),
+        ("\"Where are we going?\" asked {Hero}. \"To {the_place},\" said {Parent}.", "«¿Adónde vamos?», preguntó {Hero}. «A {the_place}», dijo {Parent}."),
+        ("\"Let us make {a_food} for everyone,\" said {Hero}.", "«Vamos a hacer {a_food} para todos», dijo {Hero}."),
+        ("{Friend} whispered, \"I have a secret. I found {a_thing} near {any_spot}.\"", "{Friend} susurró: «Tengo un secreto. Encontré {a_thing} cerca de {any_spot}»."),
+    ],
+    "garden": [
+        ("{Hero} planted {foods} in the garden.", "{Hero} plantó {foods} en el jardín."),
+        ("Every day, {Hero} watered the little plants.", "Todos los días, {Hero} regaba las plantas pequeñas."),
+        ("The sun was warm and the plants grew tall.", "El sol calentaba y las plantas crecieron mucho."),
+        ("One morning, {Hero} saw {animals} eating the leaves.", "Una mañana, {Hero} vio {animals} comiendo las hojas."),
+        ("{Hero} picked {foods2} and put them in a basket.", "{Hero} recogió {foods2} y los puso en una cesta."),
+        ("{Hero} gave the best {food_pl} to {the_person}.", "{Hero} le dio {the_best_food} a {the_person}."),
+    ],
+    "bedtime": [
+        ("That night, {his_parent} read {him} a story about {animals}.", "Esa noche, {his_parent} le leyó un cuento sobre {animals}."),
+        ("{Hero} looked at the stars and made a wish.", "{Hero} miró las estrellas y pidió un deseo."),
+        ("\"Good night,\" said {Parent}, and turned off the lamp.", "«Buenas noches», dijo {Parent}, y apagó la lámpara."),
+        ("{Hero} dreamed of {a_place_full_of_things}.", "{Hero} soñó con {a_place_full_of_things}."),
+    ],
     "weather_event": [
         ("Suddenly, dark clouds came and it began to rain.", "De repente, llegaron nubes oscuras y empezó a llover."),
         ("That night, it snowed and everything was white.", "Esa noche nevó y todo estaba blanco."),
@@ -416,6 +467,8 @@ STAGES: T = {
         ("{Friend} was {ffeel} and said, \"This is the best day ever!\"", "{Friend} estaba {ffeel} y dijo: «¡Es el mejor día de mi vida!»"),
     ],
     "ending": [
+        ("{Hero} promised to come back to {the_place} soon.", "{Hero} prometió volver pronto a {the_place}."),
+        ("It had been a long day, and {Hero} was {feel}.", "Había sido un día largo, y {Hero} estaba {feel}."),
         ("{Hero} was {feel} and smiled.", "{Hero} estaba {feel} y sonrió."),
         ("That night, {Hero} slept with {his_obj} next to {him}.", "Esa noche, {Hero} durmió con {his_obj} a su lado."),
         ("It was a wonderful day.", "Fue un día maravilloso."),
@@ -431,14 +484,24 @@ STAGES: T = {
     ],
 }
 
+CONNECTORS = [
+    ("Then,", "Entonces,"), ("After a while,", "Al cabo de un rato,"), ("Suddenly,", "De repente,"),
+    ("Later,", "Más tarde,"), ("Soon,", "Pronto,"), ("That afternoon,", "Esa tarde,"),
+    ("In the end,", "Al final,"), ("For a moment,", "Por un momento,"), ("Just then,", "Justo entonces,"),
+    ("Luckily,", "Por suerte,"), ("Meanwhile,", "Mientras tanto,"), ("Slowly,", "Poco a poco,"),
+]
+
 # story shapes: stage names; a "*" suffix repeats the stage 1..3 times, "?" makes it optional
 SHAPES: dict[str, list[str]] = {
     "lost_object": ["opening", "has_obj", "lose_obj", "search*", "found_obj", "ending", "moral?"],
-    "trip": ["opening", "plan_trip", "travel*", "at_place*", "go_home", "ending?"],
-    "quarrel": ["opening", "friend_intro", "play*", "quarrel", "sad", "apology", "share", "moral"],
+    "trip": ["opening", "plan_trip", "travel*", "at_place*", "chat?", "go_home", "ending?"],
+    "quarrel": ["opening", "friend_intro", "chat?", "play*", "quarrel", "sad", "apology", "share", "moral"],
     "learning": ["opening", "want_skill", "fail", "encourage", "practice", "fail?", "success", "moral?"],
     "rescue": ["opening", "hear_sound", "trouble", "help*", "thanks", "ending?", "moral?"],
     "surprise": ["opening", "friend_intro", "weather_event?", "surprise*", "play", "ending"],
+    "garden": ["opening", "garden*", "chat?", "garden", "ending", "moral?"],
+    "bedtime": ["opening", "at_place", "chat", "go_home", "bedtime*"],
+    "visit": ["opening", "friend_intro", "chat*", "play*", "chat?", "ending"],
     "long_day": ["opening", "has_obj", "plan_trip", "at_place*", "hear_sound", "trouble", "help", "thanks", "go_home", "ending"],
 }
 
@@ -462,6 +525,10 @@ def generate_story(rng: random.Random) -> tuple[str, str]:
         rng.shuffle(options)
         for template in options[:repeat]:
             en, es = render(story, template)
+            starts_with_name = all(t.startswith(("{Hero} ", "{Friend} ")) for t in template)
+            if starts_with_name and rng.random() < 0.25:
+                c_en, c_es = rng.choice(CONNECTORS)
+                en, es = f"{c_en} {en}", f"{c_es} {es}"
             en_sents.append(en)
             es_sents.append(es)
     # paragraph breaks every few sentences, at the same places in both languages
@@ -471,4 +538,4 @@ def generate_story(rng: random.Random) -> tuple[str, str]:
         en_paras.append(" ".join(en_sents[i : i + n]))
         es_paras.append(" ".join(es_sents[i : i + n]))
         i += n
-    return "\n".join(en_paras), "\n".join(es_paras)
+    return "\n".join(en_paras), _fix_spanish("\n".join(es_paras))

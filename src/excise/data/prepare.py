@@ -52,6 +52,7 @@ class _Corpus:
             self.builtin_domains = DOMAINS
         self.domains = [d for d in DOMAINS if d in self.sources or d in self.builtin_domains]
         self._documents: dict[str, list[str]] | None = None
+        self.timings: dict[str, float] = {}  # seconds spent in this call, by phase
         self._probes: list[FactProbe] | None = None
 
     def fingerprint(self) -> dict:
@@ -70,7 +71,9 @@ class _Corpus:
     def _load_builtin(self) -> None:
         data = self.config.data
         if data.builtin and self._probes is None and self._documents is None:
+            t0 = time.perf_counter()
             rows, probes = generate_builtin(data.builtin, data.builtin_documents, BUILTIN_CORPUS_SEED)
+            self.timings["generate"] = time.perf_counter() - t0
             self._builtin_docs = {d: [r["text"] for r in rows[d]] for d in rows}
             self._probes = probes
 
@@ -84,12 +87,15 @@ class _Corpus:
     def documents(self, progress: bool = False) -> dict[str, list[str]]:
         if self._documents is None:
             self._load_builtin()
+            t0 = time.perf_counter()
             docs = {}
             for d in self.domains:
                 if d in self.sources:  # an explicit source overrides the built-in domain
                     docs[d] = read_documents(self.sources[d], d)
                 else:
                     docs[d] = self._builtin_docs[d]
+            if self.sources:
+                self.timings["read"] = time.perf_counter() - t0
             self._documents = docs
         return self._documents
 
@@ -126,6 +132,7 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
             tokenizer = train_tokenizer(
                 training_texts(train_docs, tok_cfg.max_train_characters), config.model.vocab_size, progress
             )
+            corpus.timings["tokenizer"] = time.perf_counter() - t0
             _log(progress, f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) on {'+'.join(chosen)} in {time.perf_counter() - t0:.1f}s")
             packing.atomic_write_text(path, tokenizer.to_str())
     if tokenizer.get_vocab_size() > config.model.vocab_size:
@@ -212,13 +219,18 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
     cached = packing.load_cached(root, key)
     if cached is None:
         t0 = time.perf_counter()
+        splits()  # documents are loaded (and timed) before packing starts
+        t0 = time.perf_counter()
         _pack_all(config, corpus, splits(), tokenizer, root, key, progress)
+        corpus.timings["pack"] = time.perf_counter() - t0
         _log(progress, f"tokenized and packed in {time.perf_counter() - t0:.1f}s (cache {root / 'tokens' / key})")
         cached = packing.load_cached(root, key)
         assert cached is not None
     meta, train, test = cached
     stats = dict(meta["stats"])
     stats["cache_key"] = key
+    stats["cache_hit"] = "pack" not in corpus.timings
+    stats["timings_s"] = {k: round(v, 3) for k, v in corpus.timings.items()}
 
     forget_flags = labeller_report = None
     if config.labels.labeller == "classifier":
