@@ -358,6 +358,9 @@ def write_report(root: str | Path) -> Path:
         out += ["Retain (x) against forget (y) test loss at every eval during training; dashed: full "
                 "model, solid: ablated model; big dot: end of training; star: random init; X: no-filter "
                 "model.", "", "![trade-off](plots/tradeoff.png)", ""]  # fmt: skip
+        with_events = [r.name for r in records if r.eval_events]
+        if len(with_events) > plots.TRADEOFF_MAX_RUNS:
+            out += [f"_Only the first {plots.TRADEOFF_MAX_RUNS} of {len(with_events)} runs are drawn._", ""]
     else:
         msg = "eval events in metrics.jsonl (train with eval.every > 0)"
         missing.append(msg)

@@ -27,6 +27,9 @@ COLORS = {
 }  # fmt: skip
 
 
+TRADEOFF_MAX_RUNS = 12  # more trajectories than this are unreadable in one plot
+
+
 def color_of(method: str, index: int = 0) -> str:
     return COLORS.get(method, f"C{index % 10}")
 
@@ -47,7 +50,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = 12) -> Path | None:
+def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = TRADEOFF_MAX_RUNS) -> Path | None:
     """Retain (x) vs forget (y) test loss along training: full dashed, ablated solid.
 
     Down-left is a better model, up-left is a better removal. References: the random-init
