@@ -44,6 +44,7 @@ from excise.train.runner import train  # noqa: E402
 
 STEPS = 24
 EVERY = 3
+KILLS_PER_RUN = 5
 RUN_ARGS = [f"train.steps={STEPS}", f"checkpoint.every={EVERY}", "checkpoint.keep=2"]
 
 
@@ -155,13 +156,17 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
     tally = Tally()
     run_index = 0
     run, resume = workdir / f"run-{run_index}", False
+    kills_this_run = 0
     while True:
         env = {"EXCISE_FAULT_DELAY_CHECKPOINT_S": f"{rng.choice([0.0, 0.01, 0.03]):g}"}
         done_step = whole_checkpoint_step(run) if resume else 0
-        plan = "finish" if tally.kills >= kills else rng.choice(["outside", "outside", "inside"])
+        # a few kills per run, then let it finish and check it; spread over the whole run
+        plan = "outside" if rng.random() < 0.6 else "inside"
+        if tally.kills >= kills or kills_this_run >= KILLS_PER_RUN:
+            plan = "finish"
         if plan == "inside":
-            step = rng.randrange(done_step + EVERY, STEPS, EVERY) if done_step + EVERY < STEPS else None
-            if step is None:
+            step = done_step + EVERY * rng.randint(1, 2)  # one of the next two checkpoints
+            if step >= STEPS:  # no checkpoint is written at the last step
                 plan = "outside"
             else:
                 phase = rng.choice(checkpoints.PHASES)
@@ -169,7 +174,7 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
         proc = Trainer(run, resume, env, cli, cache)
         tally.resumes += resume
         if plan == "outside":
-            target = rng.randint(done_step + 1, STEPS)
+            target = rng.randint(done_step + 1, min(STEPS, done_step + 2 * EVERY))
             while proc.poll() is None and latest_step_seen(run, proc.started) < target:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0.0, 0.08))
@@ -184,10 +189,12 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
                 return tally
             run_index += 1
             run, resume = workdir / f"run-{run_index}", False
+            kills_this_run = 0
             continue
         error_file = workdir / f"{run.name}-child-error.txt"
         assert code == -signal.SIGKILL, error_file.read_text() if error_file.exists() else code
         tally.kills += 1
+        kills_this_run += 1
         # this process's own temporary checkpoint directory (named with its pid)
         leftovers = list((run / checkpoints.DIR).glob(f".tmp-step-*-{proc.pid}"))
         where = f"{plan}{' ' + env.get('EXCISE_FAULT_KILL_AT', '') if plan == 'inside' else ''}"
