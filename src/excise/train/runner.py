@@ -187,6 +187,16 @@ def eval_losses(
     return out
 
 
+def absorption(model: GPT, partition: Partition, test: dict[str, np.ndarray], config: Config, device: str):
+    """Per layer, the plain gradient norm a held-out batch of each domain puts on forget vs
+    retain units: the paper's measure of whether unlabelled forget data is absorbed."""
+    from excise.eval.absorption import gradient_norms
+
+    rows = config.eval.batch_size
+    batches = {domain: torch.from_numpy(np.asarray(arr[:rows], dtype=np.int64)) for domain, arr in test.items()}
+    return gradient_norms(model, partition, batches, device)
+
+
 # ---------------------------------------------------------------------------------------
 # the loop
 
@@ -305,6 +315,9 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
         if config.eval.every and fit.step % config.eval.every == 0 and fit.step < steps:
             losses = eval_losses(model, partition, data.test, config, device, autocast)
             logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens, **losses})
+            if d.main and not partition.empty:
+                logger.log({"event": "absorption", "step": fit.step,
+                            "grad_norms": absorption(model, partition, data.test, config, device)})
         if config.checkpoint.every and fit.step % config.checkpoint.every == 0 and fit.step < steps:
             if d.main:
                 checkpoints.save(out, fit.step, model, partition, optimizer, config, fit.to_json(), keep=config.checkpoint.keep)
