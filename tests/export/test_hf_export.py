@@ -21,11 +21,14 @@ from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model  # noqa: E402
 TOKENS = torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(1))
 
 
-def hf_logits(directory, dtype=torch.float64) -> torch.Tensor:
+def load_hf(directory, dtype=torch.float64):
     model = transformers.AutoModelForCausalLM.from_pretrained(str(directory), dtype=dtype)
-    model.eval()
+    return model.eval()
+
+
+def hf_logits(directory, dtype=torch.float64) -> torch.Tensor:
     with torch.no_grad():
-        return model(TOKENS).logits
+        return load_hf(directory, dtype)(TOKENS).logits
 
 
 def excise_logits(model) -> torch.Tensor:
@@ -47,24 +50,25 @@ PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("kind", ["full", "ablated", "pruned"])
-def test_exported_logits_match_excise(tmp_path, variant, kind):
+def test_exported_logits_match_excise(tmp_path, variant):
     family, overrides = VARIANTS[variant]
     cfg = tiny_config(**overrides)
     assert hf_family(cfg) == family
     model, partition = tiny_model(cfg, PCFG)
-    result = export_model(
-        model, partition, tmp_path / "hf", ablated=kind == "ablated", prune_units=kind == "pruned"
-    )
-    reference = excise_logits(model if kind == "full" else ablated_copy(model, partition))
-    got = hf_logits(tmp_path / "hf")
-    assert got.shape == reference.shape
-    torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
-    if kind != "full":  # the domain really is gone: differs from the full model
-        assert not torch.allclose(got, excise_logits(model), atol=1e-3)
-    hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"))
-    assert type(hf_model).__name__ == {"gpt_neo": "GPTNeoForCausalLM", "llama": "LlamaForCausalLM"}[family]
-    assert hf_model.num_parameters() == result.num_parameters
+    full = excise_logits(model)
+    safe = excise_logits(ablated_copy(model, partition))
+    for kind, reference in (("full", full), ("ablated", safe), ("pruned", safe)):
+        out = tmp_path / kind
+        result = export_model(model, partition, out, ablated=kind == "ablated", prune_units=kind == "pruned")
+        hf_model = load_hf(out)
+        assert type(hf_model).__name__ == {"gpt_neo": "GPTNeoForCausalLM", "llama": "LlamaForCausalLM"}[family]
+        assert hf_model.num_parameters() == result.num_parameters
+        with torch.no_grad():
+            got = hf_model(TOKENS).logits
+        assert got.shape == reference.shape
+        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5, msg=lambda m: f"{kind}: {m}")
+        if kind != "full":  # the domain really is gone: differs from the full model
+            assert not torch.allclose(got, full, atol=1e-3)
 
 
 def llama_params(V, d, L, heads, hd, ff, tied, attn_bias=False, mlp_bias=False):
