@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from excise.data import StepSchedule, prepare_data
 
@@ -32,3 +33,21 @@ def test_labeller_is_deterministic(make_config):
     for d in a.forget_flags:
         np.testing.assert_array_equal(a.forget_flags[d], b.forget_flags[d])
     assert a.labeller_report == b.labeller_report
+
+
+def test_dual_fit_equals_primal_gradient_descent_and_sparse_scores_equal_dense():
+    from excise.data.labeller import TokenClassifier
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 50, size=(12, 9))
+    labels = (tokens[:, 0] > 25).astype(float)
+    model = TokenClassifier(vocab_size=50).fit(tokens, labels, steps=50, lr=1.0)
+    x = model.features(tokens).astype(np.float64)
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(50):  # the primal iteration the dual form must reproduce
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        w -= 1.0 * (x.T @ (p - labels) / len(labels) + model.l2 * w)
+        b -= 1.0 * float((p - labels).mean())
+    np.testing.assert_allclose(model.weights, w, rtol=1e-4, atol=1e-6)
+    assert model.bias == pytest.approx(b)
+    np.testing.assert_allclose(model.decision(tokens), x @ model.weights + model.bias, rtol=1e-4, atol=1e-5)

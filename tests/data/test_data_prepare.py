@@ -145,3 +145,24 @@ def test_topic_builtin_has_probes_and_three_domains(make_config):
 
 def test_large_vocab_uses_int32():
     assert packing.token_dtype(65535) == np.uint16 and packing.token_dtype(65536) == np.int32
+
+
+def test_prepare_on_shared_openstax_by_topic_filter(make_config, shared_data):
+    path = shared_data / "topics" / "openstax_textbooks.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    config = make_config(
+        data__builtin=None,
+        data__forget={"path": str(path), "filter": "topic == biology", "max_documents": 40},
+        data__adjacent={"path": str(path), "filter": "topic in [medicine, chemistry]", "max_documents": 40},
+        data__retain={"path": str(path), "filter": "topic not in [biology, medicine, chemistry]", "max_documents": 40},
+        model__context=64,
+        labels__labeller="classifier",
+        labels__seed_documents=60,
+    )
+    prepared = prepare_data(config, progress=False)
+    assert set(prepared.train) == {"forget", "adjacent", "retain"}
+    assert all(prepared.stats["documents"][d]["train"] + prepared.stats["documents"][d]["test"] == 40 for d in prepared.train)
+    report = prepared.labeller_report
+    assert report["held_out"]["support"]["forget"] == len(prepared.test["forget"])
+    assert 0.0 <= report["accuracy"] <= 1.0

@@ -26,43 +26,57 @@ class TokenClassifier:
         self.weights = np.zeros(self.dim, dtype=np.float64)
         self.bias = 0.0
 
-    def features(self, tokens: np.ndarray) -> np.ndarray:
-        """(n, L) token rows → (n, dim) float32 features."""
+    def _columns(self, tokens: np.ndarray) -> np.ndarray:
+        """(n, L) token rows → (n, 2L - 1) feature columns: unigrams, then hashed bigrams."""
         tokens = np.asarray(tokens, dtype=np.int64)
-        n, length = tokens.shape
         bigram = (tokens[:, :-1] * 1_000_003 + tokens[:, 1:]) % BIGRAM_BUCKETS + self.vocab_size
-        cols = np.concatenate([np.minimum(tokens, self.vocab_size - 1), bigram], axis=1)
-        rows = np.repeat(np.arange(n), cols.shape[1])
+        return np.concatenate([np.minimum(tokens, self.vocab_size - 1), bigram], axis=1)
+
+    def features(self, tokens: np.ndarray) -> np.ndarray:
+        """(n, L) token rows → dense (n, dim) float32 features (log1p counts, unit L2 norm)."""
+        cols = self._columns(tokens)
+        n = len(cols)
         x = np.zeros((n, self.dim), dtype=np.float32)
-        np.add.at(x, (rows, cols.reshape(-1)), 1.0)
+        np.add.at(x, (np.repeat(np.arange(n), cols.shape[1]), cols.reshape(-1)), 1.0)
         np.log1p(x, out=x)
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
         return x
 
     def fit(self, tokens: np.ndarray, labels: np.ndarray, steps: int = 300, lr: float = 2.0) -> TokenClassifier:
-        full = self.features(tokens)
-        # features absent from the seed set get zero gradient and keep weight 0: fit on the rest
-        active = np.flatnonzero(full.any(axis=0))
-        x = full[:, active].astype(np.float64)
+        """Full-batch gradient descent on the L2-regularised mean log-loss.
+
+        Started from w = 0, every iterate lies in the span of the seed rows, w = Xᵀα, so the
+        same iteration runs on α with the n x n Gram matrix K = XXᵀ (exactly equivalent and
+        independent of the feature dimension).
+        """
+        x = self.features(tokens)
         y = labels.astype(np.float64)
-        w, b = np.zeros(len(active)), 0.0
-        for _ in range(steps):  # full-batch gradient descent on the mean log-loss
-            p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+        n = len(y)
+        gram = (x @ x.T).astype(np.float64)
+        alpha, b = np.zeros(n), 0.0
+        for _ in range(steps):
+            p = 1.0 / (1.0 + np.exp(-(gram @ alpha + b)))
             grad = p - y
-            w -= lr * (x.T @ grad / len(y) + self.l2 * w)
+            alpha -= lr * (grad / n + self.l2 * alpha)
             b -= lr * float(grad.mean())
-        self.weights = np.zeros(self.dim, dtype=np.float32)
-        self.weights[active] = w
+        self.weights = (x.T @ alpha.astype(np.float32)).astype(np.float32)
         self.bias = b
         return self
 
+    def decision(self, tokens: np.ndarray) -> np.ndarray:
+        """Logit of "forget" per row, computed sparsely (no dense feature matrix)."""
+        scores = np.empty(len(tokens), dtype=np.float64)
+        for start in range(0, len(tokens), _CHUNK_ROWS):
+            for i, row in enumerate(self._columns(np.asarray(tokens[start : start + _CHUNK_ROWS]))):
+                cols, counts = np.unique(row, return_counts=True)
+                values = np.log1p(counts.astype(np.float32))
+                norm = max(float(np.sqrt(values @ values)), 1e-8)
+                scores[start + i] = float(values @ self.weights[cols]) / norm + self.bias
+        return scores
+
     def predict(self, tokens: np.ndarray) -> np.ndarray:
         """True where a row is classified as forget data."""
-        out = np.zeros(len(tokens), dtype=bool)
-        for start in range(0, len(tokens), _CHUNK_ROWS):
-            x = self.features(np.asarray(tokens[start : start + _CHUNK_ROWS]))
-            out[start : start + len(x)] = (x @ self.weights + self.bias) > 0
-        return out
+        return self.decision(tokens) > 0
 
 
 def _measure(predicted: dict[str, np.ndarray]) -> dict:

@@ -10,8 +10,9 @@ with corpus seed 0, so runs with different ``seed`` see the same text (split dif
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,9 @@ def _pack_all(config: Config, corpus: _Corpus, splits: dict, tokenizer: Tokenize
                 raw.unlink()
         if bar is not None:
             bar.close()
+        probes = corpus.probes
+        if probes is not None:  # so a cache hit needs no corpus generation
+            builder.path("probes.json").write_text(json.dumps([asdict(p) for p in probes]))
         builder.publish({"domains": corpus.domains, "stats": stats, "key": key, "context": config.model.context})
     except BaseException:
         builder.abandon()
@@ -227,6 +231,13 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         cached = packing.load_cached(root, key)
         assert cached is not None
     meta, train, test = cached
+    probes = None
+    if config.data.builtin == "topic":
+        probes_file = root / "tokens" / key / "probes.json"
+        if probes_file.is_file() and not corpus.timings.get("generate"):
+            probes = [FactProbe(**p) for p in json.loads(probes_file.read_text())]
+        else:
+            probes = corpus.probes
     stats = dict(meta["stats"])
     stats["cache_key"] = key
     stats["cache_hit"] = "pack" not in corpus.timings
@@ -249,7 +260,7 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         test=test,
         forget_flags=forget_flags,
         labeller_report=labeller_report,
-        probes=corpus.probes,
+        probes=probes,
         stats=stats,
     )
 

@@ -98,6 +98,10 @@ def _text_of(row: object, text_field: str, where: str) -> str:
     text = row[text_field]
     if not isinstance(text, str):
         raise DataError(f"{where}: key {text_field!r} holds {type(text).__name__}, not text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON escapes such as "\ud800" decode to lone surrogates
+        raise DataError(f"{where}: key {text_field!r} holds a lone surrogate ({e.object[e.start]!r}), not Unicode text") from None
     return text
 
 
