@@ -49,8 +49,15 @@ def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str,
 
 
 def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file (never a pickle)."""
-    return load_file(str(path), device=device)
+    """Load a safetensors file (never a pickle); a damaged file is a UserError."""
+    from safetensors import SafetensorError
+
+    from excise.errors import UserError
+
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e})") from None
 
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "save_weights", "load_weights", "save_file"]

@@ -319,7 +319,7 @@ class Config(Section):
             if p.forget_mlp_units >= m.resolved_d_ff:
                 problems.append(
                     f"partition.forget_mlp_units ({p.forget_mlp_units}) must be below the MLP "
-                    f"width ({m.resolved_d_ff})"
+                    f"width ({m.resolved_d_ff}: model.d_ff, default 4 x model.d_model)"
                 )
             if p.layers is not None:
                 bad = [i for i in p.layers if not 0 <= i < m.n_layers]
@@ -393,6 +393,8 @@ def read_yaml(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
