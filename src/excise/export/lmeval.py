@@ -66,7 +66,7 @@ def transformers_losses(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True).to(device).eval()
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     context = model.config.max_position_embeddings
     eos = tok.eos_token_id
@@ -118,7 +118,7 @@ def transformers_sequence_losses(
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True).to(device).eval()
     out: dict[str, float] = {}
     for domain, array in sequences.items():
         tokens = torch.as_tensor(array, dtype=torch.long)
