@@ -143,6 +143,31 @@ marble|canica|f
 button|botón|m
 whistle|silbato|m
 star sticker|pegatina de estrella/pegatinas de estrella|f
+hammer|martillo|m
+watering can|regadera|f
+lantern|farol|m
+notebook|cuaderno|m
+glove|guante|m
+mitten|manopla|f
+wand|varita|f
+treasure chest|cofre|m
+coin|moneda|f
+toy robot|robot de juguete/robots de juguete|m
+tambourine|pandereta|f
+violin|violín|m
+piano|piano|m
+spinning top|peonza|f
+telescope|telescopio|m
+compass|brújula|f
+acorn|bellota|f
+bracelet|pulsera|f
+cap|gorra|f
+raincoat|impermeable|m
+toothbrush/toothbrushes|cepillo de dientes/cepillos de dientes|m
+sandal|sandalia|f
+wheel|rueda|f
+postcard|postal|f
+bag|bolsa|f
 """)
 
 ANIMALS = _nouns("""
@@ -186,6 +211,26 @@ kitten|gatito|m
 donkey|burro|m
 parrot|loro|m
 crab|cangrejo|m
+camel|camello|m
+zebra|cebra|f
+kangaroo|canguro|m
+seal|foca|f
+swan|cisne|m
+goose/geese|oca|f
+bat|murciélago|m
+beaver|castor|m
+koala|koala|m
+panda|panda|m
+rooster|gallo|m
+lamb|cordero|m
+mole|topo|m
+ladybug|mariquita|f
+worm|gusano|m
+octopus/octopuses|pulpo|m
+seagull|gaviota|f
+badger|tejón|m
+raccoon|mapache|m
+flamingo|flamenco|m
 """)
 
 PLACES = _nouns("""
@@ -219,6 +264,20 @@ harbor|puerto|m
 orchard|huerto|m
 station|estación|f
 museum|museo|m
+village|aldea|f
+valley/valleys|valle|m
+desert|desierto|m
+jungle|selva|f
+lighthouse|faro|m
+mill|molino|m
+barn|granero|m
+attic|desván|m
+tower|torre|f
+shop|tienda|f
+hospital|hospital|m
+theater|teatro|m
+circus/circuses|circo|m
+fair|feria|f
 """)
 
 # Places inside/around a house where something can hide.
@@ -263,6 +322,16 @@ lemon|limón|m
 cherry/cherries|cereza|f
 peach/peaches|melocotón|m
 pancake|tortita|f
+plum|ciruela|f
+melon|melón|m
+watermelon|sandía|f
+potato/potatoes|patata|f
+nut|nuez/nueces|f
+muffin|magdalena|f
+pumpkin|calabaza|f
+chocolate bar|tableta de chocolate/tabletas de chocolate|f
+olive|aceituna|f
+blueberry/blueberries|arándano|m
 """)
 
 PEOPLE = _nouns("""
@@ -320,6 +389,17 @@ fluffy|esponjoso
 striped|rayado
 warm|cálido
 magic|mágico
+bright|luminoso
+dark|oscuro
+sparkly|reluciente
+bumpy|rugoso
+smooth|liso
+spotted|moteado
+curly|rizado
+tall|alto
+huge|enorme
+noisy|ruidoso
+colorful|colorido
 """)
 
 # Predicate adjectives for characters ("Ana was happy" / "Ana estaba contenta").
@@ -341,6 +421,13 @@ lonely|solo
 nervous|nervioso
 grateful|agradecido
 sleepy|dormido/dormida
+bored|aburrido
+confused|confundido
+relieved|aliviado
+busy|ocupado
+amazed|asombrado
+jealous|celoso
+upset|disgustado
 """)
 
 # Character traits ("a kind girl" / "una niña amable").
@@ -403,10 +490,14 @@ TIMES = [
 # Given names with natural gender; used unchanged in both languages.
 NAMES_F = """Ana Lucía Sofía Mia Emma Lily Sara Clara Elena Marta Julia Paula Nora Alba Irene Carla
 Olivia Lola Rosa Inés Laura Daniela Valeria Chloe Zoe Ella Ruby Luna Maya Isabel Teresa Eva Noa
-Carmen Gloria Amy Kate Lucy Molly Hanna Ivy Rita Vera Greta""".split()
+Carmen Gloria Amy Kate Lucy Molly Hanna Ivy Rita Vera Greta Aitana Blanca Celia Diana Esther Frida
+Gemma Helena Iris Jimena Lara Martina Nerea Olga Pilar Rocío Silvia Tania Úrsula Violeta Ximena Yolanda
+Zara Abril Bea Candela""".split()
 NAMES_M = """Tom Leo Max Hugo Pablo Mateo Lucas Daniel Martín Diego Bruno Iván Adrián Marco Nico Sam Ben
 Jack Oliver Theo Felix Samuel David Jorge Andrés Carlos Luis Pedro Tim Oscar Álvaro Mario Simón
-Rafael Gabriel Arturo Joel Izan Eric Dylan Noah Elías Gonzalo""".split()
+Rafael Gabriel Arturo Joel Izan Eric Dylan Noah Elías Gonzalo Alonso Bernardo César Darío Emilio
+Fermín Gael Héctor Ignacio Julián Kevin Lorenzo Manuel Nicolás Omar Rodrigo Santiago Tomás Unai Víctor
+Xavier Yago Rubén Alex""".split()
 
 # Skills a character can learn: (English gerund phrase, Spanish infinitive phrase)
 SKILLS = [

@@ -207,6 +207,9 @@ class Story:
             return "", "una" if self.time[2] == "f" else "un"
         if key == "moral":
             return self.moral
+        if key == "a_thing_box":
+            box = r.choice([n for n in L.OBJECTS if n.es in ("caja", "cesta", "mochila", "bolsa", "cofre", "frasco")])
+            return noun_phrase(box, "a", r.choice(L.COLORS + L.SIZES_AND_LOOKS))
         if key == "the_things":
             en, es = noun_phrase(r.choice(L.OBJECTS), "the", plural=True)
             return en.removeprefix("the "), es
@@ -301,12 +304,16 @@ STAGES: T = {
         ("{Hero}'s favorite toy was {a_obj}.", "El juguete favorito de {Hero} era {a_obj}."),
     ],
     "lose_obj": [
+        ("{Hero} left {his_obj} at {any_place}, and when {he} came back, it was gone.", "{Hero} dejó {his_obj} en {any_place}, y cuando volvió, ya no estaba."),
+        ("{Hero} put {the_obj} down to pick up {a_thing}. Then {he} forgot where it was.", "{Hero} dejó {the_obj} para recoger {a_thing}. Después olvidó dónde estaba."),
         ("One day, {Hero} could not find {his_obj}.", "Un día, {Hero} no pudo encontrar {his_obj}."),
         ("But then {his_obj} was gone!", "¡Pero de repente {his_obj} había desaparecido!"),
         ("After lunch, {Hero} looked for {the_obj}, but it was not there.", "Después de comer, {Hero} buscó {the_obj}, pero no estaba allí."),
         ("A strong wind blew {his_obj} away.", "Un viento fuerte se llevó {his_obj}."),
     ],
     "search": [
+        ("{Hero} opened {a_thing_box} and looked inside, but found only {things}.", "{Hero} abrió {a_thing_box} y miró dentro, pero solo encontró {things}."),
+        ("{Friend} helped {him} look in {any_place}.", "{Friend} {him} ayudó a buscar en {any_place}."),
         ("{He} looked under {any_spot}.", "Buscó debajo de {any_spot}."),
         ("{He} looked behind {any_spot}, but {the_obj} was not there.", "Buscó detrás de {any_spot}, pero {the_obj} no estaba allí."),
         ("{Hero} asked {the_animal}, \"Have you seen my {obj_noun}?\"", "{Hero} le preguntó a {the_animal}: «¿Has visto mi {obj_noun}?»"),
@@ -315,6 +322,7 @@ STAGES: T = {
         ("{He} walked to {any_place} and looked everywhere.", "Caminó hasta {any_place} y buscó por todas partes."),
     ],
     "found_obj": [
+        ("Behind {any_spot}, something {color} was shining. It was {the_obj}!", "Detrás de {any_spot}, algo {color} brillaba. ¡Era {the_obj}!"),
         ("At last, {Hero} found {the_obj} under {the_spot}.", "Por fin, {Hero} encontró {the_obj} debajo de {the_spot}."),
         ("Then {Friend} came and said, \"Look, it is behind {the_spot}!\"", "Entonces llegó {Friend} y dijo: «¡Mira, está detrás de {the_spot}!»"),
         ("{the_animal} had {obj} in its mouth! It was a little {obj_state}.", "¡{the_animal} tenía {obj} en la boca! Estaba un poco {obj_state}."),
@@ -363,6 +371,8 @@ STAGES: T = {
         ("\"Can we go to {the_place}?\" asked {Hero}. \"Yes,\" said {Parent}.", "«¿Podemos ir a {the_place}?», preguntó {Hero}. «Sí», dijo {Parent}."),
     ],
     "travel": [
+        ("They rode in a {color} car past {any_place}.", "Fueron en un coche {color} y pasaron junto a {any_place}."),
+        ("{Hero} counted {animals} along the way.", "{Hero} contó {animals} por el camino."),
         ("They walked along the road and sang a song.", "Caminaron por el camino y cantaron una canción."),
         ("The way was long, but {Hero} was {feel}.", "El camino era largo, pero {Hero} estaba {feel}."),
         ("They crossed a bridge over a {color} river.", "Cruzaron un puente sobre un río {color}."),
@@ -391,6 +401,7 @@ STAGES: T = {
         ("\"I want to {skill},\" {Hero} said to {his_parent}.", "«Quiero {skill}», le dijo {Hero} a {his_parent}."),
     ],
     "fail": [
+        ("{Hero} dropped {a_thing} and everybody laughed. {He} felt {feel}.", "A {Hero} se le cayó {a_thing} y todos se rieron. Se sintió {feel}."),
         ("{He} tried, but it was too hard. {He} fell down.", "Lo intentó, pero era demasiado difícil. Se cayó."),
         ("The first time, {Hero} could not do it. {He} felt {feel}.", "La primera vez, {Hero} no pudo hacerlo. Se sintió {feel}."),
         ("{Hero} tried again and again, but it did not work.", "{Hero} lo intentó una y otra vez, pero no funcionó."),
@@ -420,6 +431,8 @@ STAGES: T = {
         ("{a_animal} could not find its home.", "{a_animal} no podía encontrar su casa."),
     ],
     "help": [
+        ("{Hero} ran to get {the_person}, who knew what to do.", "{Hero} corrió a buscar a {the_person}, que sabía qué hacer."),
+        ("Together with {his_parent}, {Hero} built a little house for {the_animal}.", "Con {his_parent}, {Hero} construyó una casita para {the_animal}."),
         ("{Hero} helped {the_animal} carefully.", "{Hero} ayudó a {the_animal} con cuidado."),
         ("{Hero} gave {the_animal} some {foods}.", "{Hero} le dio {foods} a {the_animal}."),
         ("{Hero} wrapped {the_animal} in a warm blanket.", "{Hero} envolvió a {the_animal} en una manta caliente."),
@@ -526,7 +539,7 @@ def generate_story(rng: random.Random) -> tuple[str, str]:
         for template in options[:repeat]:
             en, es = render(story, template)
             starts_with_name = all(t.startswith(("{Hero} ", "{Friend} ")) for t in template)
-            if starts_with_name and rng.random() < 0.25:
+            if starts_with_name and stage != "opening" and rng.random() < 0.25:
                 c_en, c_es = rng.choice(CONNECTORS)
                 en, es = f"{c_en} {en}", f"{c_es} {es}"
             en_sents.append(en)
