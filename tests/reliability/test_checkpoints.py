@@ -47,6 +47,19 @@ CORRUPTIONS = {
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_verify_names_what_is_damaged(kind, finished, tmp_path):
+    step_dir = tmp_path / "step-0000004"
+    shutil.copytree(finished / "checkpoints" / "step-0000004", step_dir)
+    assert checkpoints.verify(step_dir) is None
+    damage, expected = CORRUPTIONS[kind]
+    damage(step_dir)
+    assert expected in checkpoints.verify(step_dir)
+
+
+RESUMED = [k if i < 3 else pytest.param(k, marks=pytest.mark.slow) for i, k in enumerate(CORRUPTIONS)]
+
+
+@pytest.mark.parametrize("kind", RESUMED)
 def test_damaged_checkpoint_is_reported_and_the_previous_one_used(kind, finished, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
