@@ -138,9 +138,10 @@ def model_card(
                     cells = [f"{row[d]:.4f}" if isinstance(row.get(d), (int, float)) else "" for d in domains]
                     lines.append(f"| {variant_name} | " + " | ".join(cells) + " |")
             lines.append("")
+            which = "this export" if result.ablated else "the safe model (export with --ablated or --prune)"
             lines.append(
-                "`ablated` is this safe model; `calibrated` adds a fitted output-logit bias "
-                "(not part of the export)."
+                f"`full` is the model before removal, `ablated` is {which}; `calibrated` adds a "
+                "fitted output-logit bias to the ablated model (the bias is not part of the export)."
             )
         meta = _read_json(run_dir / "meta.json")
         if isinstance(meta, dict):
