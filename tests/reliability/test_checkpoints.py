@@ -144,3 +144,18 @@ def test_second_writer_of_a_run_directory_refuses(finished, tmp_path, capsys):
         holder.release()
     # once the first writer is gone, the lock is free again
     checkpoints.RunLock(run).ensure_free()
+
+
+@pytest.mark.slow
+def test_second_writer_refused_as_a_real_process(finished, tmp_path):
+    from reliability_helpers import assert_user_error, empty_recipe, run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    holder = checkpoints.RunLock(run)
+    holder.acquire()
+    try:
+        done = run_cli("train", str(empty_recipe(tmp_path)), *TINY, *RUN, "--out", str(run), "--resume", cache=tmp_path / "cache")
+        assert_user_error(done, "is in use by another process")
+    finally:
+        holder.release()
