@@ -226,6 +226,10 @@ class TrainConfig(Section):
     compile: bool = False
     threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
     on_nonfinite: Literal["skip", "stop"] = "stop"
+    init_from: str | None = Field(
+        None, description="run directory whose weights (and partition, if any) start training, "
+        "e.g. a transformers checkpoint imported with excise.export.import_hf_run"
+    )
 
 
 class EvalConfig(Section):

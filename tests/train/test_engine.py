@@ -182,3 +182,12 @@ def test_two_processes_equal_one(tmp_path):
     s1 = json.loads((one / "summary.json").read_text())
     s2 = json.loads((two / "summary.json").read_text())
     assert s1["label_counts"] == s2["label_counts"] and s2["world_size"] == 2
+
+
+def test_init_from_starts_with_the_source_weights(tmp_path):
+    train(cfg("train.steps=3"), tmp_path / "source")
+    train(cfg("train.steps=0", f"train.init_from={tmp_path / 'source'}", "seed=7"), tmp_path / "copy")
+    assert_identical(weights(tmp_path / "source"), weights(tmp_path / "copy"))
+    assert (tmp_path / "copy" / "tokenizer.json").read_text() == (tmp_path / "source" / "tokenizer.json").read_text()
+    with pytest.raises(UserError, match="init_from"):
+        train(cfg("train.steps=0", f"train.init_from={tmp_path / 'missing'}"), tmp_path / "bad")

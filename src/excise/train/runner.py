@@ -225,8 +225,27 @@ def train(
             lock.release()
 
 
+def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, Partition]:
+    """Initialise from ``train.init_from``: its weights, and its partition when it has one."""
+    from excise.run import load_model_dir
+
+    source_dir = Path(config.train.init_from)
+    if not source_dir.is_dir():
+        raise UserError(f"train.init_from: {source_dir} is not a directory")
+    source, source_partition = load_model_dir(source_dir, config)
+    if config.method.partitioned and not source_partition.empty:
+        return source, source_partition
+    model.load_state_dict(source.state_dict(), strict=False)
+    return model, partition
+
+
 def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
     started = time.time()
+    if config.train.init_from and config.tokenizer.path is None:
+        inherited = Path(config.train.init_from) / "tokenizer.json"
+        if inherited.is_file():  # the starting weights only make sense with their tokenizer
+            config = config.model_copy(deep=True)
+            config.tokenizer.path = str(inherited)
     # Rank 0 builds the token cache first; the others then read it.
     if d.main:
         data = prepare_data(config, run_dir=out, progress=config.logging.progress)
@@ -239,6 +258,8 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
     partition_cfg = config.partition if config.method.partitioned else None
     model, partition = build_model(config.model, partition_cfg, seed=config.seed)
+    if config.train.init_from and not resume:
+        model, partition = start_from(config, model, partition)
     model.to(device)
     optimizer = build_optimizer(model, partition, config.method, config.train, device)
     schedule = StepSchedule(config, {k: len(v) for k, v in data.train.items()}, data.forget_flags)
