@@ -2,8 +2,9 @@
 
 One process, one session, so every number is comparable with the others:
 
-1. **Peak**: the fp32 matmul rate of a large square ``torch.mm`` (median of several reps) —
-   the ceiling model FLOP utilisation (MFU) is measured against.
+1. **Peak**: the fp32 matmul rate of a large square ``torch.mm`` (median of several reps,
+   taken before and between the timed steps) — the ceiling model FLOP utilisation (MFU) is
+   measured against.
 2. **Configurations** (same shape, same random token batches, same AdamW settings):
    ``excise_plain`` (method ``no_filter``, default mode only), ``excise_sgtm`` and
    ``excise_gradient_routing`` (the paper's label mix, below), and ``transformers_gpt_neo``
@@ -133,19 +134,36 @@ def mix_weights(forget_share: float, retain_fraction: float) -> dict[Mode, float
 # measurement helpers
 
 
+class MatmulPeak:
+    """fp32 rate of an ``n × n`` by ``n × n`` matmul (2 n³ FLOPs); :meth:`sample` times one rep.
+
+    Reps are taken up front and again between the timed steps, so on a shared machine the
+    peak sees the same background load as the steps; the median of all reps is reported.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.a, self.b, self.out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+        torch.mm(self.a, self.b, out=self.out)  # warm-up
+        self.times: list[float] = []
+
+    def sample(self, reps: int = 1) -> None:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.mm(self.a, self.b, out=self.out)
+            self.times.append(time.perf_counter() - t0)
+
+    def result(self) -> dict:
+        sec = statistics.median(self.times)
+        return {"n": self.n, "reps": len(self.times), "seconds": sec,
+                "gflops": 2.0 * self.n**3 / sec / 1e9}  # fmt: skip
+
+
 def measure_matmul_peak(n: int = 2048, reps: int = 7) -> dict:
-    """Median fp32 rate of an ``n × n`` by ``n × n`` matmul (2 n³ FLOPs), after a warm-up."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-    sec = statistics.median(times)
-    return {"n": n, "reps": reps, "seconds": sec, "gflops": 2.0 * n**3 / sec / 1e9}
+    """Median fp32 rate of ``reps`` ``n × n`` matmuls, after a warm-up."""
+    peak = MatmulPeak(n)
+    peak.sample(reps)
+    return peak.result()
 
 
 _HWM = re.compile(r"VmHWM:\s+(\d+) kB")
@@ -323,8 +341,9 @@ def run_bench(
     tokens_per_step = batch_size * m.context
     flops_per_token = model_flops_per_token(m)
 
-    peak = measure_matmul_peak(n=1024 if quick else 2048, reps=3 if quick else 9)
-    log(f"fp32 matmul peak: {peak['gflops']:.1f} GFLOP/s (n={peak['n']})")
+    peak_meter = MatmulPeak(n=1024 if quick else 2048)
+    peak_meter.sample(3 if quick else 5)
+    log(f"fp32 matmul peak (first reps): {peak_meter.result()['gflops']:.1f} GFLOP/s")
 
     builders = [
         excise_runner(config, "no_filter", config.seed),
@@ -351,6 +370,7 @@ def run_bench(
 
     for r in range(rounds):  # interleaved timing
         for runner in runners:
+            peak_meter.sample()
             for mode in runner.modes:
                 batch = random_batch(gen, batch_size, m.context, m.vocab_size)
                 t0 = time.perf_counter()
@@ -358,6 +378,8 @@ def run_bench(
                 runner.samples.setdefault(mode, []).append(time.perf_counter() - t0)
         log(f"round {r + 1}/{rounds} done")
 
+    peak = peak_meter.result()
+    log(f"fp32 matmul peak (median of {peak['reps']} reps): {peak['gflops']:.1f} GFLOP/s")
     configs = {}
     for runner in runners:
         medians = {mode: statistics.median(s) for mode, s in runner.samples.items()}
