@@ -8,10 +8,13 @@ directory) print one paragraph and exit with code 2; ``--debug`` shows the trace
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from excise.errors import UserError
+
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 # subcommand -> "module:function"; each function takes the parsed argparse namespace.
 COMMANDS = {
@@ -123,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"excise {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # the user's environment, not a bug: no permission, disk or quota full, read-only
+        if args.debug or not (isinstance(e, PermissionError) or e.errno in _ENVIRONMENT_ERRNOS):
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"excise {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

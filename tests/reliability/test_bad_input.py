@@ -252,3 +252,23 @@ def test_random_data_files_read_or_raise_a_user_error(lines, tmp_path):
         assert documents and all(isinstance(d, str) and d.strip() for d in documents)
         for d in documents:
             d.encode("utf-8")  # every document can go on to the tokenizer
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/runs/x"), OSError(28, "No space left on device", "/runs/x/tok")])
+def test_environment_errors_are_user_errors_but_other_bugs_are_not(error, tmp_path, monkeypatch, capsys):
+    from excise.train import runner
+
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(runner, "prepare_run_dir", fail)
+    (tmp_path / "r.yaml").write_text("{}\n")
+    argv = ["train", str(tmp_path / "r.yaml"), *TRAIN, "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"excise train: error: {error.strerror}: {error.filename}"
+    with pytest.raises(OSError):
+        main(["--debug", *argv])
+    monkeypatch.setattr(runner, "prepare_run_dir", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(OSError):  # not the user's doing: the traceback stays
+        main(argv)
