@@ -3,10 +3,11 @@
 Every kill is a real ``SIGKILL`` of a process that is training; the next process resumes
 the run (``resume=True``, what ``excise train --resume`` calls) and, once a run finishes,
 its weights must equal an uninterrupted run's bit for bit and its ``metrics.jsonl`` must
-hold every step exactly once. Kills come from two sources:
+hold every step exactly once. Kills come from three sources:
 
 - from outside, after the run reached a random step, plus a random delay; checkpoint writes
   are slowed down (``EXCISE_FAULT_DELAY_CHECKPOINT_S``) so these often land mid-write;
+- from outside, after the last step (during the final evaluation and weight writing);
 - from inside, ``EXCISE_FAULT_KILL_AT=checkpoint:<step>:<phase>`` kills the writer after the
   weights, after the train state, or just before the rename of a checkpoint.
 
@@ -53,6 +54,7 @@ class Tally:
     kills: int = 0
     mid_checkpoint: int = 0  # a temporary checkpoint directory was left behind
     self_kills: int = 0  # EXCISE_FAULT_KILL_AT inside checkpoints.save
+    end_kills: int = 0  # after the last step: final evaluation / weight writing
     runs_finished: int = 0
     resumes: int = 0
     where: list[str] = field(default_factory=list)
@@ -162,6 +164,8 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
         done_step = whole_checkpoint_step(run) if resume else 0
         # a few kills per run, then let it finish and check it; spread over the whole run
         plan = "outside" if rng.random() < 0.6 else "inside"
+        if kills_this_run == KILLS_PER_RUN - 1:
+            plan = "end"  # after the last step: during the final eval and weight writing
         if tally.kills >= kills or kills_this_run >= KILLS_PER_RUN:
             plan = "finish"
         if plan == "inside":
@@ -173,11 +177,11 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
                 env["EXCISE_FAULT_KILL_AT"] = f"checkpoint:{step}:{phase}"
         proc = Trainer(run, resume, env, cli, cache)
         tally.resumes += resume
-        if plan == "outside":
-            target = rng.randint(done_step + 1, min(STEPS, done_step + 2 * EVERY))
+        if plan in ("outside", "end"):
+            target = STEPS if plan == "end" else rng.randint(done_step + 1, min(STEPS, done_step + 2 * EVERY))
             while proc.poll() is None and latest_step_seen(run, proc.started) < target:
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.08))
+            time.sleep(rng.uniform(0.0, 0.3 if plan == "end" else 0.08))
             proc.kill()
         code = proc.wait()
         if code == 0:
@@ -203,6 +207,7 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
             tally.mid_checkpoint += 1
             where += f", mid-checkpoint ({leftovers[0].name})"
         tally.self_kills += plan == "inside"
+        tally.end_kills += plan == "end"
         tally.where.append(where)
         log(f"kill {tally.kills}: {where}")
         resume = True
@@ -231,7 +236,8 @@ def main() -> int:
         tally = campaign(Path(tmp), args.kills, args.seed, args.cli)
     print(
         f"kills survived: {tally.kills} ({tally.mid_checkpoint} left a half-written checkpoint, "
-        f"{tally.self_kills} inside checkpoint writes by EXCISE_FAULT_KILL_AT); resumes: "
+        f"{tally.self_kills} inside checkpoint writes by EXCISE_FAULT_KILL_AT, {tally.end_kills} after "
+        f"the last step); resumes: "
         f"{tally.resumes}; finished runs: {tally.runs_finished}, all bit-identical to the "
         f"uninterrupted run with every step logged once; {time.time() - started:.0f} s"
     )
