@@ -6,8 +6,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
-import torch
 
 from excise.config import Config, ModelConfig, save_config
 from excise.model.partition import Partition, build_model
