@@ -27,30 +27,16 @@ TASK_PREFIX = "excise_ppl_"
 
 
 def read_texts(path: Path, text_field: str = "text", max_documents: int | None = None) -> list[str]:
-    """Documents of a ``.jsonl`` (one object per line, ``text_field``) or ``.txt`` (blank-line
-    separated) file."""
+    """Documents of a ``.jsonl`` / ``.txt`` / ``.parquet`` file, read by the data module's
+    loader (same formats, same error messages)."""
+    from excise.config import DataSource
+    from excise.data.sources import read_documents
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"text file {path} does not exist")
-    texts: list[str] = []
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{n} is not valid JSON: {e}") from None
-                if text_field not in row:
-                    raise UserError(f"{path}:{n} has no field {text_field!r}")
-                texts.append(str(row[text_field]))
-                if max_documents is not None and len(texts) >= max_documents:
-                    break
-    else:
-        texts = [t.strip() for t in path.read_text(encoding="utf-8").split("\n\n") if t.strip()]
-        texts = texts[:max_documents] if max_documents is not None else texts
-    return texts
+    source = DataSource(path=str(path), text_field=text_field, max_documents=max_documents)
+    return read_documents(source, path.stem)
 
 
 def transformers_losses(
