@@ -230,6 +230,8 @@ class Attention(nn.Module):
         ablate = plan.ablate_forget and self.forget_heads > 0
         routing = plan.route_retain if self.forget_heads > 0 else Routing.NONE
         n_retain = self.retain_heads * hs
+        # no forget head here: on an SGTM forget step every projection is retain-only
+        freeze_all = freeze_all or (self.forget_heads == 0 and plan.route_retain is Routing.FREEZE_RETAIN)
         if freeze_all:  # unmasked layer on a forget step of SGTM: nothing here may learn
             ablate, routing = False, Routing.NONE
         heads = self.retain_heads if ablate else self.n_heads
@@ -273,6 +275,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, plan: StepPlan, freeze_all: bool) -> torch.Tensor:
         ablate = plan.ablate_forget and self.forget_units > 0
         routing = plan.route_retain if self.forget_units > 0 else Routing.NONE
+        # no forget unit here: on an SGTM forget step every projection is retain-only
+        freeze_all = freeze_all or (self.forget_units == 0 and plan.route_retain is Routing.FREEZE_RETAIN)
         if freeze_all:
             ablate, routing = False, Routing.NONE
         r = self.retain_units
