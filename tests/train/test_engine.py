@@ -191,12 +191,3 @@ def test_init_from_starts_with_the_source_weights(tmp_path):
     assert (tmp_path / "copy" / "tokenizer.json").read_text() == (tmp_path / "source" / "tokenizer.json").read_text()
     with pytest.raises(UserError, match="init_from"):
         train(cfg("train.steps=0", f"train.init_from={tmp_path / 'missing'}"), tmp_path / "bad")
-
-
-def test_resume_of_a_finished_run_changes_nothing(tmp_path):
-    run = tmp_path / "run"
-    train(cfg("train.steps=3"), run)
-    before = (run / "model.safetensors").stat().st_mtime_ns
-    summary = train(cfg("train.steps=3"), run, resume=True)
-    assert summary["steps"] == 3
-    assert (run / "model.safetensors").stat().st_mtime_ns == before

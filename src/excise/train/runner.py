@@ -215,12 +215,6 @@ def train(
     if d.main and out.is_dir():
         checkpoints.RunLock(out).ensure_free()  # before --overwrite can delete a live run
     prepare_run_dir(out, resume, overwrite, d)
-    if resume and (out / SUMMARY).is_file() and (out / WEIGHTS).is_file():
-        summary = json.loads((out / SUMMARY).read_text())
-        if summary.get("steps") == config.train.steps:
-            if d.main:
-                print(f"excise: {out} has already finished its {config.train.steps} steps; nothing to resume")
-            return summary if d.main else {}
     lock = checkpoints.RunLock(out) if d.main else None
     try:
         if lock:
