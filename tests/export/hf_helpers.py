@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from excise.config import Config, DataConfig, ModelConfig, PartitionConfig, save_config
+from excise.config import ModelConfig, PartitionConfig
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, build_model
 

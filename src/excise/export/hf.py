@@ -207,7 +207,7 @@ def export_model(
     """Write ``model`` as a transformers directory (see module docstring)."""
     from excise.checkpoint import atomic_write_text, save_weights
     from excise.export.card import model_card
-    from excise.export.tokenizer import special_token_ids, write_tokenizer
+    from excise.export.tokenizer import write_tokenizer
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

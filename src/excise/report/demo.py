@@ -106,8 +106,8 @@ def cli_demo(args) -> int:
     _, records = load_runs(out)
     print()
     print(format_text_table(HEADLINE_HEADER, format_headline(headline_rows(records))))
-    print(f"\nlosses: released model, calibrated, nats on held-out text (forget = Spanish, "
-          f"higher is better removal; retain = English, lower is better)")
+    print("\nlosses: released model, calibrated, nats on held-out text (forget = Spanish, "
+          "higher is better removal; retain = English, lower is better)")
     print(f"wall time {time.time() - started:.0f}s; report: {report}")
     return 0
 

@@ -9,8 +9,6 @@ every rank sees the same labels and a resumed run continues exactly where it sto
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import shutil
 import time
@@ -21,12 +19,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from excise.config import Config, ConfigError, load_config, save_config
+from excise.config import Config, load_config, save_config
 from excise.errors import UserError
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition, build_model
 from excise.run import (
-    CONFIG, META, METRICS, SUMMARY, WEIGHTS, run_meta, save_model, write_json,
+    CONFIG, META, METRICS, SUMMARY, run_meta, save_model, write_json,
 )  # fmt: skip
 from excise.train import checkpoints
 from excise.train.logger import MetricsLogger
@@ -377,10 +375,7 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
 
 def cli_train(args) -> int:
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError:
-        raise
+    config = load_config(args.config, args.overrides)
     summary = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
     if summary:
         ev = summary["eval"]
