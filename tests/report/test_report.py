@@ -132,3 +132,32 @@ def test_moved_sweep_directories_are_found_by_name(tmp_path):
     (tmp_path / "a").rename(tmp_path / "b")
     _, records = load_runs(tmp_path / "b")
     assert len(records) == len(sweep["runs"]) and all(r.eval is not None for r in records)
+
+
+def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_path):
+    from excise.report.markdown import RunRecord, leakage_rows, tokens_to_reach
+
+    config = {"train": {"batch_size": 2}, "model": {"context": 10}}  # 20 tokens per step
+    events = [
+        {"event": "eval", "step": 10, "full": {"forget": 6.0}, "domain_steps": {"forget": 5, "retain": 5}},
+        {"event": "eval", "step": 20, "full": {"forget": 4.0}, "domain_steps": {"forget": 12, "retain": 8}},
+        {"event": "eval", "step": 30, "full": {"forget": 3.0}, "domain_steps": {"forget": 15, "retain": 15}},
+    ]
+    ref = RunRecord(name="nf", dir=tmp_path, method="no_filter", config=config, eval_events=events,
+                    values={"seed": 0})
+    sgtm = RunRecord(name="s", dir=tmp_path, method="sgtm", config=config, values={"seed": 0},
+                     eval={"partitioned": True, "ablated": {"forget": 5.0}},
+                     summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}})
+    weak = RunRecord(name="w", dir=tmp_path, method="weak_filter", config=config, values={"seed": 0},
+                     eval={"partitioned": False, "full": {"forget": 6.5}},
+                     summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}})
+    rows = {row[0]: row for row in leakage_rows([ref, sgtm, weak])}
+    assert set(rows) == {"s", "w"}
+    # 5.0 lies halfway between 6.0 (100 forget tokens) and 4.0 (240): 170 tokens
+    assert rows["s"][4] == "170"
+    assert rows["s"][5] == 200 and rows["s"][6] == pytest.approx(0.85)
+    # the weak filter trained on its one undiscovered forget step only; 6.5 > first eval
+    assert rows["w"][4] == "<= 100" and rows["w"][5] == 20
+    curve = [(100.0, 6.0), (240.0, 4.0)]
+    assert tokens_to_reach(curve, 2.0) == (">", 240.0)
+    assert tokens_to_reach(curve, 4.0) == ("=", 240.0)

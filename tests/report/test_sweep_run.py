@@ -114,3 +114,47 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     assert "error" in rows["weak_filter"] and "error" not in rows["no_filter"]
     assert (tmp_path / "s" / "no_filter" / "summary.json").is_file()
     shutil.rmtree(tmp_path / "s")
+
+
+POOL_SCRIPT = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from excise.report.sweep import _exit_with_parent
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+        print(pool.submit(os.getpid).result(), flush=True)
+        pool.submit(time.sleep, 120)
+        time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; nobody may reap it in a container
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_sweep_worker_exits_when_the_sweep_process_is_killed():
+    """A SIGKILLed sweep must not leave workers training on as orphans."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(proc.stdout.readline())
+        time.sleep(0.5)  # the worker is now inside time.sleep(120)
+        assert _alive(worker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.time() + 15
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "worker kept running after its sweep process died"
+    finally:
+        proc.kill()

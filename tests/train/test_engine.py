@@ -58,8 +58,14 @@ def test_run_directory_contract(tmp_path):
     assert all(e["tokens_per_second"] > 0 for e in train_events)
     evals = [e for e in events if e["event"] == "eval"]
     assert [e["step"] for e in evals] == [3, 6]
-    assert set(evals[-1]) >= {"full", "ablated"}
+    assert set(evals[-1]) >= {"full", "ablated", "domain_steps"}
     assert summary["steps"] == 6
+    # steps drawn per true domain so far: the final eval's counts are the run's label counts
+    by_domain: dict[str, int] = {}
+    for key, n in summary["label_counts"].items():
+        by_domain[key.split("/")[0]] = by_domain.get(key.split("/")[0], 0) + n
+    assert evals[-1]["domain_steps"] == by_domain
+    assert sum(evals[0]["domain_steps"].values()) == 3
     meta = json.loads((run / "meta.json").read_text())
     assert meta["seed"] == 0 and meta["world_size"] == 1 and meta["masking"] == "grads"
 

@@ -311,6 +311,94 @@ def rmu_ratio(records: list[RunRecord]) -> list[str]:
     return lines
 
 
+def _tokens_per_step(record: RunRecord) -> int | None:
+    batch = (record.config.get("train") or {}).get("batch_size")
+    context = (record.config.get("model") or {}).get("context")
+    return int(batch) * int(context) if batch and context else None
+
+
+def forget_learning_curve(record: RunRecord) -> list[tuple[float, float]]:
+    """(forget-domain tokens drawn, full-model forget loss) at each eval of a run.
+
+    Exact where the eval events carry ``domain_steps``; otherwise the forget share of the
+    whole run (``summary.json`` label counts) is assumed constant along training.
+    """
+    per_step = _tokens_per_step(record)
+    counts = (record.summary or {}).get("label_counts") or {}
+    total = sum(counts.values())
+    share = sum(n for k, n in counts.items() if k.startswith("forget/")) / total if total else None
+    points = []
+    for e in record.eval_events:
+        step, loss = e.get("step"), (e.get("full") or {}).get("forget")
+        if not step or loss is None or per_step is None:
+            continue
+        forget_steps = (e.get("domain_steps") or {}).get("forget")
+        if forget_steps is None:
+            if share is None:
+                continue
+            forget_steps = share * step
+        points.append((forget_steps * per_step, float(loss)))
+    return points
+
+
+def forget_tokens_trained(record: RunRecord) -> int | None:
+    """Forget-domain tokens a finished run trained on (filters skip some or all of them)."""
+    counts = (record.summary or {}).get("label_counts")
+    per_step = _tokens_per_step(record)
+    if not counts or per_step is None:
+        return None
+    if record.method == "strict_filter":
+        return 0
+    skipped = ("forget/forget",) if record.method == "weak_filter" else ()
+    return per_step * sum(n for k, n in counts.items() if k.startswith("forget/") and k not in skipped)
+
+
+def tokens_to_reach(curve: list[tuple[float, float]], loss: float) -> tuple[str, float] | None:
+    """Forget tokens a run on ``curve`` needed to bring its forget loss down to ``loss``.
+
+    Returns ("=", tokens) interpolated between evals, ("<=", first eval's tokens) when the
+    first eval was already there, (">", last eval's tokens) when it never got there.
+    """
+    if not curve:
+        return None
+    if curve[0][1] <= loss:
+        return "<=", curve[0][0]
+    for (t0, l0), (t1, l1) in zip(curve, curve[1:]):
+        if l1 <= loss:
+            return "=", t0 + (t1 - t0) * (l0 - loss) / (l0 - l1)
+    return ">", curve[-1][0]
+
+
+def leakage_rows(records: list[RunRecord]) -> list[list[Any]]:
+    """Released forget loss of every run as the forget tokens a no-filter run needed for it.
+
+    The measure of leakage in the paper's sense: how much forget-domain training the
+    released model's remaining knowledge is worth. Uncalibrated losses on both sides.
+    """
+    references = {r.name: r for r in records if r.method == "no_filter" and r.kind == "train"}
+    rows = []
+    for r in records:
+        if r.method == "no_filter" and r.kind == "train":
+            continue
+        ref = references.get(r.reference or "")
+        if ref is None:
+            seed = r.values.get("seed")
+            same_seed = [x for x in references.values() if x.values.get("seed") == seed]
+            ref = (same_seed or list(references.values()) or [None])[0]
+        if ref is None:
+            continue
+        loss = r.final_losses(r.released_variant).get("forget")
+        reached = tokens_to_reach(forget_learning_curve(ref), loss) if loss is not None else None
+        if reached is None:
+            continue
+        relation, tokens = reached
+        seen_tokens = forget_tokens_trained(r)
+        prefix = "" if relation == "=" else f"{relation} "
+        rows.append([r.name, r.released_variant, loss, ref.name, f"{prefix}{tokens:,.0f}",
+                     seen_tokens, None if seen_tokens in (None, 0) else tokens / seen_tokens])  # fmt: skip
+    return rows
+
+
 # ---------------------------------------------------------------------------------------
 # the report
 
@@ -387,6 +475,15 @@ def write_report(root: str | Path) -> Path:
         out += [f"_Not drawn: no {msg}._", ""]
 
     out += ["## All losses", "", losses_table(records), ""]
+
+    rows = leakage_rows(records)
+    if rows:
+        out += ["## Leakage", "", "The released model's forget loss (uncalibrated) expressed as the forget-domain "
+                "tokens the no-filter run had trained on when its own forget loss got that low "
+                "(interpolated between its evals; `<=` / `>`: before its first / after its last eval), "
+                "and as a share of the forget tokens the run itself trained on.", "",
+                md_table(["run", "released", "forget loss", "no-filter run", "equivalent forget tokens",
+                          "forget tokens trained on", "share"], rows), ""]  # fmt: skip
 
     p = plots.plot_absorption(records, plot_dir / "absorption.png")
     if p:

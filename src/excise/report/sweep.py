@@ -462,6 +462,24 @@ def _call(kind: str, kwargs: dict) -> str:
     return TASKS[kind](**kwargs)
 
 
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Worker initializer: end this worker when the sweep process is gone.
+
+    A sweep killed with SIGTERM (not Ctrl-C, which reaches the whole process group) would
+    otherwise leave its workers training on as orphans, competing for the same cores as
+    the rerun. The run they leave behind resumes from its last checkpoint.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(poll_seconds)
+
+    threading.Thread(target=watch, name="excise-parent-watch", daemon=True).start()
+
+
 def run_stage(stage: str, tasks: list[tuple[str, dict]], jobs: int) -> dict[str, str]:
     """Run ``tasks`` [(run name, kwargs)] of one stage; returns {name: error} for failures."""
     failures: dict[str, str] = {}
@@ -487,7 +505,10 @@ def run_stage(stage: str, tasks: list[tuple[str, dict]], jobs: int) -> dict[str,
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     _log(f"{stage}: {total} runs, {jobs} at once")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent, initargs=(os.getpid(),),
+    ) as pool:  # fmt: skip
         futures = {pool.submit(_call, stage, kwargs): name for name, kwargs in tasks}
         for done, future in enumerate(as_completed(futures), 1):
             name = futures[future]

@@ -126,6 +126,14 @@ class Fit:
     label_counts: dict = field(default_factory=dict)
     nonfinite: int = 0
 
+    def domain_steps(self) -> dict[str, int]:
+        """Steps drawn from each true domain so far (trained or skipped by a filter)."""
+        steps: dict[str, int] = {}
+        for key, n in self.label_counts.items():
+            domain = key.split("/", 1)[0]
+            steps[domain] = steps.get(domain, 0) + n
+        return steps
+
     def to_json(self) -> dict:
         return {
             "step": self.step, "tokens": self.tokens, "skipped": self.skipped,
@@ -333,7 +341,8 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
         if config.eval.every and fit.step % config.eval.every == 0 and fit.step < steps:
             losses = eval_losses(model, partition, data.test, config, device, autocast)
-            logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens, **losses})
+            logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens,
+                        "domain_steps": fit.domain_steps(), **losses})
             if d.main and not partition.empty:
                 logger.log({"event": "absorption", "step": fit.step,
                             "grad_norms": absorption(model, partition, data.test, config, device)})
@@ -347,7 +356,8 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
     losses = eval_losses(model, partition, data.test, config, device, autocast)
     summary = {}
     if d.main:
-        logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens, **losses})
+        logger.log({"event": "eval", "step": fit.step, "tokens": fit.tokens,
+                    "domain_steps": fit.domain_steps(), **losses})
         save_model(out, model, partition)
         wall = time.time() - started
         summary = {
