@@ -155,9 +155,9 @@ def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_p
     assert set(rows) == {"s", "w"}
     # 5.0 lies halfway between 6.0 (100 forget tokens) and 4.0 (240): 170 tokens
     assert rows["s"][4] == "170"
-    assert rows["s"][5] == 200 and rows["s"][6] == pytest.approx(0.85)
+    assert rows["s"][5] == "200" and rows["s"][6] == pytest.approx(0.85)
     # the weak filter trained on its one undiscovered forget step only; 6.5 > first eval
-    assert rows["w"][4] == "<= 100" and rows["w"][5] == 20
+    assert rows["w"][4] == "<= 100" and rows["w"][5] == "20"
     curve = [(100.0, 6.0), (240.0, 4.0)]
     assert tokens_to_reach(curve, 2.0) == (">", 240.0)
     assert tokens_to_reach(curve, 4.0) == ("=", 240.0)

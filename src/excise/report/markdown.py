@@ -395,7 +395,8 @@ def leakage_rows(records: list[RunRecord]) -> list[list[Any]]:
         seen_tokens = forget_tokens_trained(r)
         prefix = "" if relation == "=" else f"{relation} "
         rows.append([r.name, r.released_variant, loss, ref.name, f"{prefix}{tokens:,.0f}",
-                     seen_tokens, None if seen_tokens in (None, 0) else tokens / seen_tokens])  # fmt: skip
+                     None if seen_tokens is None else f"{seen_tokens:,}",
+                     None if seen_tokens in (None, 0) else tokens / seen_tokens])  # fmt: skip
     return rows
 
 
