@@ -65,6 +65,12 @@ class StepPlan:
     def route_retain(self) -> Routing:
         return self.routing if self.mode is Mode.FORGET else Routing.NONE
 
+    def freezes_sublayer(self, forget_units: int) -> bool:
+        """Whether a sublayer with ``forget_units`` forget heads / MLP units learns nothing
+        this step: on an SGTM forget step every projection of a sublayer without forget
+        units is retain-only, so it is used detached (no useless weight gradients)."""
+        return forget_units == 0 and self.route_retain is Routing.FREEZE_RETAIN
+
 
 PLAIN = StepPlan()
 
@@ -223,16 +229,14 @@ class Attention(nn.Module):
         x: torch.Tensor,
         plan: StepPlan,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
-        freeze_all: bool,
     ) -> torch.Tensor:
         B, T, _ = x.shape
         hs = self.head_dim
         ablate = plan.ablate_forget and self.forget_heads > 0
         routing = plan.route_retain if self.forget_heads > 0 else Routing.NONE
         n_retain = self.retain_heads * hs
-        # no forget head here: on an SGTM forget step every projection is retain-only
-        freeze_all = freeze_all or (self.forget_heads == 0 and plan.route_retain is Routing.FREEZE_RETAIN)
-        if freeze_all:  # unmasked layer on a forget step of SGTM: nothing here may learn
+        freeze_all = plan.freezes_sublayer(self.forget_heads)
+        if freeze_all:
             ablate, routing = False, Routing.NONE
         heads = self.retain_heads if ablate else self.n_heads
         qkv = []
@@ -272,11 +276,10 @@ class MLP(nn.Module):
     def retain_units(self) -> int:
         return self.d_ff - self.forget_units
 
-    def forward(self, x: torch.Tensor, plan: StepPlan, freeze_all: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, plan: StepPlan) -> torch.Tensor:
         ablate = plan.ablate_forget and self.forget_units > 0
         routing = plan.route_retain if self.forget_units > 0 else Routing.NONE
-        # no forget unit here: on an SGTM forget step every projection is retain-only
-        freeze_all = freeze_all or (self.forget_units == 0 and plan.route_retain is Routing.FREEZE_RETAIN)
+        freeze_all = plan.freezes_sublayer(self.forget_units)
         if freeze_all:
             ablate, routing = False, Routing.NONE
         r = self.retain_units
@@ -307,19 +310,15 @@ class Block(nn.Module):
         self, cfg: ModelConfig, n_heads: int, d_ff: int, forget_heads: int, forget_units: int
     ) -> None:
         super().__init__()
-        self.masked = forget_heads > 0 or forget_units > 0
         self.norm1 = make_norm(cfg)
         self.attn = Attention(cfg, n_heads, forget_heads)
         self.norm2 = make_norm(cfg)
         self.mlp = MLP(cfg, d_ff, forget_units)
 
     def forward(self, x: torch.Tensor, plan: StepPlan, rope) -> torch.Tensor:
-        # An unmasked layer's projections are all retain parameters: on an SGTM forget
-        # step none of them may learn, so they are used detached (norms and output
-        # biases are shared and follow freeze_shared).
-        freeze_all = not self.masked and plan.route_retain is Routing.FREEZE_RETAIN
-        x = x + self.attn(self.norm1(x, plan.freeze_shared), plan, rope, freeze_all)
-        x = x + self.mlp(self.norm2(x, plan.freeze_shared), plan, freeze_all)
+        # norms and output biases are shared and follow plan.freeze_shared
+        x = x + self.attn(self.norm1(x, plan.freeze_shared), plan, rope)
+        x = x + self.mlp(self.norm2(x, plan.freeze_shared), plan)
         return x
 
 
@@ -383,7 +382,6 @@ class GPT(nn.Module):
         shapes = []
         for block, fh, fu, s in zip(self.blocks, forget_heads, forget_mlp_units, self.layer_shapes):
             block.attn.forget_heads, block.mlp.forget_units = fh, fu
-            block.masked = fh > 0 or fu > 0
             shapes.append(LayerShape(s.n_heads, s.d_ff, fh, fu))
         self.layer_shapes = shapes
 
