@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--jobs", type=int, default=None, help="runs at once (threads are split)")
 
-    p = sub.add_parser("report", help="markdown report with plots of a sweep or demo directory")
-    p.add_argument("dir")
+    p = sub.add_parser("report", help="markdown report with plots of sweep or demo directories")
+    p.add_argument("dir", nargs="+", help="sweep / demo / run directories (several: merged)")
+    p.add_argument("--out", default=None, help="where to write (default: the one DIR; required for several)")
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in corpus")
     p.add_argument("--out", default="excise-demo")

@@ -161,3 +161,36 @@ def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_p
     curve = [(100.0, 6.0), (240.0, 4.0)]
     assert tokens_to_reach(curve, 2.0) == (">", 240.0)
     assert tokens_to_reach(curve, 4.0) == ("=", 240.0)
+
+
+def _sweep_dir(root: Path, name: str, runs: list[dict]) -> Path:
+    (root / "sweep.json").write_text(json.dumps({"name": name, "base": "b.yaml", "grid": {}, "runs": runs}))
+    return root
+
+
+def test_several_sweeps_merge_and_each_run_is_paired_with_its_own_seeds_baselines(tmp_path):
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    _sweep_dir(a, "s0", [
+        write_run(a, "sgtm", "sgtm", 0.9, 0, forget=6.0, retain=3.25),  # ablated retain 3.30
+        write_run(a, "nf", "no_filter", None, 0, forget=2.5, retain=3.0),
+        write_run(a, "weak", "weak_filter", 0.9, 0, forget=4.0, retain=3.1),
+    ])  # fmt: skip
+    _sweep_dir(b, "s1", [
+        write_run(b, "sgtm", "sgtm", 0.9, 1, forget=7.0, retain=2.95),
+        write_run(b, "nf", "no_filter", None, 1, forget=2.0, retain=2.5),
+        write_run(b, "weak", "weak_filter", 0.9, 1, forget=5.5, retain=2.6),
+        write_run(b, "weak-all", "weak_filter", 1.0, 1, forget=9.0, retain=2.6),  # other recall
+    ])  # fmt: skip
+    with pytest.raises(UserError, match="--out"):
+        write_report([a, b])
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "both")]) == 0
+    md = (tmp_path / "both" / "report.md").read_text()
+    assert "# excise report: s0 + s1" in md and "seed0/sgtm" in md and "seed1/weak-all" in md
+    assert (tmp_path / "both" / "plots" / "tradeoff.png").is_file()
+    assert not (a / "report.md").exists()
+    # calibrated = retain - 0.01, forget - 0.02 (write_run): seed 0 sgtm 3.24 vs nf 2.99,
+    # forget 5.98 vs weak 3.98; seed 1 sgtm 2.94 vs 2.49, forget 6.98 vs 5.48 (not 8.98)
+    assert "| sgtm (ablated) recall=0.9 | seed0/sgtm | 0 | 3.240 | 2.990 | +8.4% | 5.980 | 3.980 | +2.000 |" in md
+    assert "| seed1/sgtm | 1 | 2.940 | 2.490 | +18.1% | 6.980 | 5.480 | +1.500 |" in md
+    gains_sd = math.sqrt(((2.0 - 1.75) ** 2 + (1.5 - 1.75) ** 2) / 1)
+    assert f"| +1.750 ± {gains_sd:.3f} | 2 |" in md

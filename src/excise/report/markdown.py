@@ -1,4 +1,4 @@
-"""``excise report DIR``: a markdown report with PNG plots of a sweep or demo directory.
+"""``excise report DIR [DIR ...]``: a markdown report with PNG plots of sweep / demo directories.
 
 Reads only local files: ``sweep.json`` (when present) for the runs and their grid values,
 and each run's ``eval.json``, ``relearn.json``, ``summary.json``, ``metrics.jsonl`` (eval
@@ -6,7 +6,9 @@ events along training, absorption records) and ``config.yaml``. A directory with
 ``sweep.json`` is read as a set of run directories (or one run). Whatever is missing is
 named in the report's "Missing" section instead of failing.
 
-Writes ``DIR/report.md`` and ``DIR/plots/*.png``; returns the report path.
+Writes ``DIR/report.md`` and ``DIR/plots/*.png`` (or into ``--out``; several directories,
+e.g. the seeds of one study run as separate sweeps, are merged into one report there);
+returns the report path.
 """
 
 from __future__ import annotations
@@ -311,6 +313,81 @@ def rmu_ratio(records: list[RunRecord]) -> list[str]:
     return lines
 
 
+def _comparable(r: RunRecord) -> tuple:
+    """Runs whose losses may be compared: same seed, model, data, tokenizer and length."""
+    c = r.config
+    train = c.get("train") or {}
+    shared = [c.get("model"), c.get("data"), c.get("tokenizer"), train.get("steps"), train.get("batch_size")]
+    return r.values.get("seed", c.get("seed")), json.dumps(shared, sort_keys=True, default=str)
+
+
+def _recall(r: RunRecord) -> Any:
+    if "labels.recall" in r.values:
+        return r.values["labels.recall"]
+    return (r.config.get("labels") or {}).get("recall")
+
+
+def run_label(r: RunRecord) -> str:
+    """The method with the grid values that set it apart (seed excluded)."""
+    if r.kind == "unlearn":
+        return f"no_filter + {r.method}"
+    extra = "".join(f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
+                    if k not in ("method.name", "seed", "unlearn"))  # fmt: skip
+    return (f"{r.method} (ablated)" if r.partitioned else r.method) + extra
+
+
+def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Each released model against the no-filter and weak-filter runs of its own seed.
+
+    Per run: retain loss relative to the no-filter model (%) and forget loss minus the weak
+    filter's at the same recall (nats) — the comparison DESIGN's bars are stated in, taken
+    seed by seed so that seed-to-seed swings of the baselines cancel. Returns (per-run rows,
+    per-label mean ± standard deviation rows); both empty when no run has a partner.
+    """
+    def partner(r: RunRecord, method: str, same_recall: bool) -> RunRecord | None:
+        for o in records:
+            if o.method == method and o.kind == "train" and _comparable(o) == _comparable(r) \
+                    and (not same_recall or _recall(o) == _recall(r)):
+                return o
+        return None
+
+    rows, by_label = [], {}
+    for r in records:
+        if r.method == "no_filter" and r.kind == "train":
+            continue
+        _, own = r.released_losses()
+        nf, weak = partner(r, "no_filter", False), partner(r, "weak_filter", True)
+        nf_retain = nf.released_losses()[1].get("retain") if nf else None
+        weak_forget = weak.released_losses()[1].get("forget") if weak and weak is not r else None
+        retain, forget = own.get("retain"), own.get("forget")
+        pct = 100 * (retain - nf_retain) / nf_retain if retain is not None and nf_retain else None
+        gain = forget - weak_forget if forget is not None and weak_forget is not None else None
+        if pct is None and gain is None:
+            continue
+        label = run_label(r)
+        rows.append([label, r.name, _comparable(r)[0], retain, nf_retain, _signed(pct, "%", 1),
+                     forget, weak_forget, _signed(gain, "", 3)])  # fmt: skip
+        cell = by_label.setdefault(label, ([], []))
+        cell[0].append(pct)
+        cell[1].append(gain)
+    summary = []
+    for label, (pcts, gains) in by_label.items():
+        (pm, ps), (gm, gs) = plots.mean_spread(pcts), plots.mean_spread(gains)
+        summary.append([label, "–" if pm is None else f"{pm:+.1f}% ± {ps:.1f}",
+                        "–" if gm is None else f"{gm:+.3f} ± {gs:.3f}",
+                        sum(p is not None or g is not None for p, g in zip(pcts, gains))])  # fmt: skip
+    return rows, summary
+
+
+def _signed(value: float | None, unit: str, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}{unit}"
+
+
+PAIRED_HEADER = ["run kind", "run", "seed", "retain", "no-filter retain", "retain vs no filter",
+                 "forget", "weak-filter forget", "forget vs weak filter"]  # fmt: skip
+PAIRED_SUMMARY_HEADER = ["run kind", "retain vs no filter", "forget vs weak filter", "seeds"]
+
+
 def _tokens_per_step(record: RunRecord) -> int | None:
     batch = (record.config.get("train") or {}).get("batch_size")
     context = (record.config.get("model") or {}).get("context")
@@ -404,25 +481,48 @@ def leakage_rows(records: list[RunRecord]) -> list[list[Any]]:
 # the report
 
 
-def write_report(root: str | Path) -> Path:
-    """Write ``root/report.md`` and ``root/plots/*.png``; return the report's path."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"report directory {root} does not exist")
-    sweep, records = load_runs(root)
-    if not records:
-        raise UserError(
-            f"{root} holds no runs: expected a sweep / demo directory (sweep.json) or run "
-            "directories (config.yaml)"
-        )
-    plot_dir = root / "plots"
+def load_many(roots: list[Path]) -> list[tuple[dict, list[RunRecord]]]:
+    """(sweep record, run records) of each directory; run names get their directory's name
+    in front when there is more than one, so that seeds run as separate sweeps merge."""
+    loaded = []
+    for root in roots:
+        if not root.is_dir():
+            raise UserError(f"report directory {root} does not exist")
+        sweep, recs = load_runs(root)
+        if not recs:
+            raise UserError(
+                f"{root} holds no runs: expected a sweep / demo directory (sweep.json) or run "
+                "directories (config.yaml)"
+            )
+        if len(roots) > 1:
+            for r in recs:
+                r.name = f"{root.name}/{r.name}"
+        loaded.append((sweep, recs))
+    return loaded
+
+
+def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None = None) -> Path:
+    """Write ``report.md`` and ``plots/*.png`` into ``out_dir`` (default: the one directory
+    reported on); return the report's path."""
+    roots = [Path(p) for p in root] if isinstance(root, (list, tuple)) else [Path(root)]
+    if not roots:
+        raise UserError("name at least one directory to report on")
+    if out_dir is None and len(roots) > 1:
+        raise UserError("a report on several directories needs --out for where to write it")
+    dest = Path(out_dir) if out_dir is not None else roots[0]
+    loaded = load_many(roots)
+    records = [r for _, recs in loaded for r in recs]
+    dest.mkdir(parents=True, exist_ok=True)
+    plot_dir = dest / "plots"
     missing: list[str] = []
-    title = sweep.get("title") or sweep.get("name") or root.name
-    out = [f"# excise report: {title}", ""]
-    if sweep:
-        unlearn = f"; unlearning: {sweep['unlearn']}" if sweep.get("unlearn") else ""
-        grid = json.dumps(sweep.get("grid"))
-        out += [f"Base recipe `{sweep.get('base')}`; grid `{grid}`{unlearn}. {len(records)} runs.", ""]
+    titles = [sw.get("title") or sw.get("name") or d.name for (sw, _), d in zip(loaded, roots)]
+    out = [f"# excise report: {' + '.join(titles)}", ""]
+    for (sweep, recs), d in zip(loaded, roots):
+        if sweep:
+            unlearn = f"; unlearning: {sweep['unlearn']}" if sweep.get("unlearn") else ""
+            where = f"`{d}`: " if len(roots) > 1 else ""
+            out += [f"{where}Base recipe `{sweep.get('base')}`; grid `{json.dumps(sweep.get('grid'))}`"
+                    f"{unlearn}. {len(recs)} runs.", ""]  # fmt: skip
     out += ["Losses are mean next-token losses in nats on held-out test text. *Released* model: "
             "the ablated model for SGTM-style methods, the model itself otherwise; *calibrated*: "
             "after fitting only an output-logit bias (DESIGN §1).", ""]  # fmt: skip
@@ -440,6 +540,14 @@ def write_report(root: str | Path) -> Path:
     ratio_lines = rmu_ratio(records)
     if ratio_lines:
         out += ["Relearning resistance relative to RMU:", "", *ratio_lines, ""]
+
+    paired, summary = paired_rows(records)
+    if paired:
+        out += ["## Against the baselines of the same seed", "",
+                "Each released model's calibrated retain loss relative to the no-filter model of "
+                "its seed, and its forget loss minus the weak filter's (same seed and recall): "
+                "seed-to-seed swings of the baselines cancel.", "",
+                md_table(PAIRED_SUMMARY_HEADER, summary), "", md_table(PAIRED_HEADER, paired), ""]  # fmt: skip
 
     out += ["## Trade-off along training", ""]
     p = plots.plot_tradeoff(records, plot_dir / "tradeoff.png")
@@ -498,12 +606,12 @@ def write_report(root: str | Path) -> Path:
     if rows:
         header = ["run", "method", "steps", "skipped", "tokens", "wall s", "tokens/s"]
         out += ["## Training", "", md_table(header, rows), ""]
-    failed = [row for row in _read_jsonl(root / RESULTS_FILE) if row.get("error")]
+    failed = [row for r in roots for row in _read_jsonl(r / RESULTS_FILE) if row.get("error")]
     if failed:
         out += ["## Failed runs", ""] + [f"- {row['run']}: {row['error']}" for row in failed] + [""]
     if missing:
         out += ["## Missing", ""] + [f"- {m}" for m in missing] + [""]
-    path = root / "report.md"
+    path = dest / "report.md"
     from excise.checkpoint import atomic_write_text
 
     atomic_write_text(path, "\n".join(out))
@@ -511,6 +619,6 @@ def write_report(root: str | Path) -> Path:
 
 
 def cli_report(args) -> int:
-    path = write_report(args.dir)
+    path = write_report(args.dir, args.out)
     print(f"report written to {path}")
     return 0
