@@ -194,3 +194,22 @@ def test_several_sweeps_merge_and_each_run_is_paired_with_its_own_seeds_baseline
     assert "| seed1/sgtm | 1 | 2.940 | 2.490 | +18.1% | 6.980 | 5.480 | +1.500 |" in md
     gains_sd = math.sqrt(((2.0 - 1.75) ** 2 + (1.5 - 1.75) ** 2) / 1)
     assert f"| +1.750 ± {gains_sd:.3f} | 2 |" in md
+
+
+def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
+    from excise.report.markdown import rmu_ratio
+
+    def attacked(name, method, seed, recover, kind="train"):
+        info = write_run(tmp_path, name, method, None, seed, forget=5.0, retain=3.0, relearn={
+            "steps": [0, 100, 200, 300], "forget_loss": [6.0, 5.0, 4.0, 3.0], "steps_to_recover": recover})
+        info["kind"] = kind
+        return info
+
+    runs = [attacked("rmu0", "rmu", 0, 100, "unlearn"), attacked("rmu1", "rmu", 1, 50, "unlearn"),
+            attacked("sgtm0", "sgtm", 0, 300), attacked("sgtm1", "sgtm", 1, None)]  # fmt: skip
+    _sweep_dir(tmp_path, "ratio", runs)
+    _, records = load_runs(tmp_path)
+    assert rmu_ratio(records) == [
+        "- sgtm0: 3.0x the steps RMU needs (100)",
+        "- sgtm1: > 6.0x (not recovered in 300 steps) the steps RMU needs (50)",
+    ]

@@ -294,15 +294,17 @@ def training_table(records: list[RunRecord]) -> list[list[Any]]:
 
 
 def rmu_ratio(records: list[RunRecord]) -> list[str]:
-    """Lines comparing each attacked method's steps-to-recover with RMU's (DESIGN §4: ≥ 7x)."""
+    """Lines comparing each attacked method's steps-to-recover with RMU's (DESIGN §4: ≥ 7x):
+    the RMU run of the same seed when there is one, else the fastest-recovering RMU run."""
     rmu = [r for r in records if r.kind == "unlearn" and r.relearn and r.relearn.get("steps_to_recover")]
     if not rmu:
         return []
-    base = min(r.relearn["steps_to_recover"] for r in rmu)
     lines = []
     for r in records:
         if r.kind == "unlearn" or not r.relearn:
             continue
+        same_seed = [u for u in rmu if _comparable(u) == _comparable(r)]
+        base = min(u.relearn["steps_to_recover"] for u in same_seed or rmu)
         rec = r.relearn.get("steps_to_recover")
         steps = (r.relearn.get("steps") or [0])[-1]
         if rec is not None:
