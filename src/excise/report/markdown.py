@@ -163,14 +163,24 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_label(r: RunRecord, extras: bool = True, skip: tuple[str, ...] = (), ablated: bool = True) -> str:
+    """How tables and plots name a run's kind: the method ("(ablated)" for partitioned runs
+    when ``ablated``), then the grid values that set it apart (seed and ``skip`` excluded)."""
+    if r.kind == "unlearn":
+        return f"no_filter + {r.method}"
+    label = f"{r.method} (ablated)" if ablated and r.partitioned else r.method
+    if extras:
+        label += "".join(f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
+                         if k not in ("method.name", "seed", "unlearn", *skip))  # fmt: skip
+    return label
+
+
 def headline_rows(records: list[RunRecord]) -> list[dict]:
     """Per run: released model's retain / forget (/ adjacent) loss and steps to recover."""
     rows = []
     for r in records:
         variant, losses = r.released_losses()
-        label = f"{r.method} (ablated)" if r.partitioned else r.method
-        if r.kind == "unlearn":
-            label = f"no_filter + {r.method}"
+        label = run_label(r, extras=False)
         rows.append({
             "run": r.name, "method": label, "variant": variant,
             "retain": losses.get("retain"), "forget": losses.get("forget"),
@@ -223,12 +233,7 @@ def undiscovered_groups(records: list[RunRecord]) -> tuple[dict, dict, list[list
         _, losses = r.released_losses()
         if not losses:
             continue
-        label = r.method + "".join(
-            f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
-            if k not in ("method.name", "labels.recall", "seed", "unlearn")
-        )  # fmt: skip
-        if r.kind == "unlearn":
-            label = f"no_filter + {r.method}"
+        label = run_label(r, skip=("labels.recall",), ablated=False)
         if "labels.recall" in r.values:
             rate = round(1.0 - float(r.values["labels.recall"]), 6)
             cell = curves.setdefault(label, {}).setdefault(rate, {"forget": [], "retain": []})
@@ -327,15 +332,6 @@ def _recall(r: RunRecord) -> Any:
     if "labels.recall" in r.values:
         return r.values["labels.recall"]
     return (r.config.get("labels") or {}).get("recall")
-
-
-def run_label(r: RunRecord) -> str:
-    """The method with the grid values that set it apart (seed excluded)."""
-    if r.kind == "unlearn":
-        return f"no_filter + {r.method}"
-    extra = "".join(f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
-                    if k not in ("method.name", "seed", "unlearn"))  # fmt: skip
-    return (f"{r.method} (ablated)" if r.partitioned else r.method) + extra
 
 
 def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[Any]]]:
