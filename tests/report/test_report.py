@@ -213,3 +213,45 @@ def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
         "- sgtm0: 3.0x the steps RMU needs (100)",
         "- sgtm1: > 6.0x (not recovered in 300 steps) the steps RMU needs (50)",
     ]
+
+
+def test_paired_curves_compare_each_eval_with_the_same_seeds_baselines_at_that_step(tmp_path):
+    from excise.report.markdown import paired_curve_rows, paired_curves
+
+    runs = [
+        write_run(tmp_path, "sgtm0", "sgtm", 0.9, 0, forget=6.0, retain=3.25),
+        write_run(tmp_path, "nf0", "no_filter", None, 0, forget=2.5, retain=3.0),
+        write_run(tmp_path, "weak0", "weak_filter", 0.9, 0, forget=4.0, retain=3.1),
+        write_run(tmp_path, "sgtm1", "sgtm", 0.9, 1, forget=7.0, retain=2.95),
+        write_run(tmp_path, "nf1", "no_filter", None, 1, forget=2.0, retain=2.5),
+        write_run(tmp_path, "sgtm2", "sgtm", 0.9, 2, forget=7.0, retain=2.95),  # no seed-2 baseline
+    ]  # fmt: skip
+    # seed 1's no-filter run was not evaluated at step 20: that step has no pair there
+    nf1 = tmp_path / "nf1" / "metrics.jsonl"
+    kept = [line for line in nf1.read_text().splitlines() if '"step": 20' not in line]
+    nf1.write_text("\n".join(kept) + "\n")
+    _sweep_dir(tmp_path, "curves", runs)
+    _, records = load_runs(tmp_path)
+    curves = paired_curves(records)
+    assert set(curves) == {"sgtm (ablated) recall=0.9", "weak_filter recall=0.9"}
+    by_run = {r.name: points for runs_ in curves.values() for r, points in runs_}
+    assert set(by_run) == {"sgtm0", "sgtm1", "weak0"}
+    # write_run's events: ablated retain = retain + 0.05 + 1/step, ablated forget = forget +
+    # 1/step; full retain = retain + 1/step, full forget = forget - 0.1 + 1/step
+    expected0 = [(s, 100 * ((3.30 + 1 / s) - (3.0 + 1 / s)) / (3.0 + 1 / s), 2.1) for s in (10, 20, 30)]
+    for (step, pct, gain), (s, p, g) in zip(by_run["sgtm0"], expected0, strict=True):
+        assert step == s and pct == pytest.approx(p) and gain == pytest.approx(g)
+    assert [s for s, _, _ in by_run["sgtm1"]] == [10, 30]
+    assert all(g is None for _, _, g in by_run["sgtm1"])  # no weak filter on seed 1
+    assert all(g is None for _, _, g in by_run["weak0"])  # not compared with itself
+    assert by_run["weak0"][0][1] == pytest.approx(100 * 0.1 / 3.1)
+
+    rows = {(r[0], r[1]): r for r in paired_curve_rows(curves)}
+    pct10 = [expected0[0][1], 100 * ((3.0 + 0.1) - (2.5 + 0.1)) / 2.6]
+    mean, sd = sum(pct10) / 2, abs(pct10[0] - pct10[1]) / math.sqrt(2)
+    assert rows[("sgtm (ablated) recall=0.9", 10)][3:] == [f"{mean:+.1f}% ± {sd:.1f}", "+2.100 ± 0.000", 2]
+    assert rows[("sgtm (ablated) recall=0.9", 20)][5] == 1
+
+    md = write_report(tmp_path).read_text()
+    assert "## Against the same seed's baselines along training" in md
+    assert (tmp_path / "plots" / "paired.png").is_file()

@@ -102,13 +102,14 @@ def test_invalid_points_fail_before_training():
 
 
 NOVELS_PATHS = ["data.retain.path=../shared/data/literature/en.jsonl", "data.forget.path=../shared/data/literature/es.jsonl"]
+TEXTBOOKS_PATHS = ["data.path=../shared/data/topics/openstax_textbooks.jsonl"]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "sweeps").glob("*.yaml")))
 def test_shipped_sweeps_plan_valid_configs(name):
     spec = load_spec(REPO / "configs" / "sweeps" / name)
     # the real-text sweeps take their data paths on the command line, as the README shows
-    paths = NOVELS_PATHS if name.startswith("novels") else []
+    paths = NOVELS_PATHS if name.startswith("novels") else TEXTBOOKS_PATHS if name.startswith("textbooks") else []
     runs = plan(spec, paths)
     assert runs and all(r.config is not None or r.kind == "unlearn" for r in runs)
     assert len({r.name for r in runs}) == len(runs)

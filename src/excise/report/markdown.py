@@ -334,6 +334,15 @@ def _recall(r: RunRecord) -> Any:
     return (r.config.get("labels") or {}).get("recall")
 
 
+def _partner(records: list[RunRecord], r: RunRecord, method: str, same_recall: bool) -> RunRecord | None:
+    """The trained ``method`` run comparable with ``r`` (same seed, model, data, length)."""
+    for o in records:
+        if o.method == method and o.kind == "train" and _comparable(o) == _comparable(r) \
+                and (not same_recall or _recall(o) == _recall(r)):
+            return o
+    return None
+
+
 def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[Any]]]:
     """Each released model against the no-filter and weak-filter runs of its own seed.
 
@@ -342,19 +351,12 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[An
     seed by seed so that seed-to-seed swings of the baselines cancel. Returns (per-run rows,
     per-label mean ± standard deviation rows); both empty when no run has a partner.
     """
-    def partner(r: RunRecord, method: str, same_recall: bool) -> RunRecord | None:
-        for o in records:
-            if o.method == method and o.kind == "train" and _comparable(o) == _comparable(r) \
-                    and (not same_recall or _recall(o) == _recall(r)):
-                return o
-        return None
-
     rows, by_label = [], {}
     for r in records:
         if r.method == "no_filter" and r.kind == "train":
             continue
         _, own = r.released_losses()
-        nf, weak = partner(r, "no_filter", False), partner(r, "weak_filter", True)
+        nf, weak = _partner(records, r, "no_filter", False), _partner(records, r, "weak_filter", True)
         nf_retain = nf.released_losses()[1].get("retain") if nf else None
         weak_forget = weak.released_losses()[1].get("forget") if weak and weak is not r else None
         retain, forget = own.get("retain"), own.get("forget")
@@ -375,6 +377,64 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[An
                         "–" if gm is None else f"{gm:+.3f} ± {gs:.3f}",
                         sum(p is not None or g is not None for p, g in zip(pcts, gains))])  # fmt: skip
     return rows, summary
+
+
+def _released_at_steps(r: RunRecord) -> dict[int, dict[str, float]]:
+    """{eval step: the released model's (uncalibrated) losses} along a run's training."""
+    variant = r.released_variant
+    return {int(e["step"]): e[variant] for e in r.eval_events
+            if isinstance(e.get(variant), dict) and isinstance(e.get("step"), (int, float))}  # fmt: skip
+
+
+def paired_curves(records: list[RunRecord]) -> dict[str, list[tuple[RunRecord, list[tuple[int, float, float | None]]]]]:
+    """The same-seed comparison at every eval during training, per trained run kind.
+
+    For each trained run other than the no-filter model that has a comparable no-filter run
+    (same seed, model, data, length) evaluated at the same steps: (step, released retain loss
+    relative to the no-filter model's at that step in %, released forget loss minus the weak
+    filter's at that step — None without a weak-filter eval there). Uncalibrated: only the
+    end of training is calibrated. Grouped by :func:`run_label`; runs without a partner are
+    left out.
+    """
+    curves: dict[str, list] = {}
+    for r in records:
+        if r.kind != "train" or r.method == "no_filter" or not r.eval_events:
+            continue
+        nf = _partner(records, r, "no_filter", False)
+        weak = _partner(records, r, "weak_filter", True)
+        if nf is None:
+            continue
+        own, base = _released_at_steps(r), _released_at_steps(nf)
+        rival = _released_at_steps(weak) if weak is not None and weak is not r else {}
+        points = []
+        for step in sorted(own):
+            retain, nf_retain = own[step].get("retain"), base.get(step, {}).get("retain")
+            if retain is None or not nf_retain:
+                continue
+            forget, weak_forget = own[step].get("forget"), rival.get(step, {}).get("forget")
+            gain = forget - weak_forget if forget is not None and weak_forget is not None else None
+            points.append((step, 100 * (retain - nf_retain) / nf_retain, gain))
+        if points:
+            curves.setdefault(run_label(r), []).append((r, points))
+    return curves
+
+
+def paired_curve_rows(curves: dict[str, list]) -> list[list[Any]]:
+    """Per run kind and eval step: mean ± sd over seeds of the two paired figures."""
+    rows = []
+    for label, runs in curves.items():
+        tokens_per_step = _tokens_per_step(runs[0][0])
+        by_step: dict[int, list[tuple[float, float | None]]] = {}
+        for _, points in runs:
+            for step, pct, gain in points:
+                by_step.setdefault(step, []).append((pct, gain))
+        for step in sorted(by_step):
+            pcts, gains = zip(*by_step[step])
+            (pm, ps), (gm, gs) = plots.mean_spread(list(pcts)), plots.mean_spread(list(gains))
+            tokens = f"{step * tokens_per_step / 1e6:.1f}M" if tokens_per_step else "–"
+            rows.append([label, step, tokens, f"{pm:+.1f}% ± {ps:.1f}",
+                         "–" if gm is None else f"{gm:+.3f} ± {gs:.3f}", len(pcts)])  # fmt: skip
+    return rows
 
 
 def _signed(value: float | None, unit: str, digits: int) -> str:
@@ -546,6 +606,18 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
                 "its seed, and its forget loss minus the weak filter's (same seed and recall): "
                 "seed-to-seed swings of the baselines cancel.", "",
                 md_table(PAIRED_SUMMARY_HEADER, summary), "", md_table(PAIRED_HEADER, paired), ""]  # fmt: skip
+
+    curves = paired_curves(records)
+    if curves:
+        plots.plot_paired_curves(curves, plot_dir / "paired.png")
+        out += ["## Against the same seed's baselines along training", "",
+                "At every eval during training (uncalibrated): the released model's retain loss "
+                "relative to the no-filter model's at the same step, and its forget loss minus the "
+                "weak filter's; mean ± standard deviation over seeds. Dotted lines in the plot: "
+                "3% retain cost and +0.1 nats, the novels issue's bar.", "",
+                "![paired along training](plots/paired.png)", "",
+                md_table(["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter",
+                          "seeds"], paired_curve_rows(curves)), ""]  # fmt: skip
 
     out += ["## Trade-off along training", ""]
     p = plots.plot_tradeoff(records, plot_dir / "tradeoff.png")

@@ -27,6 +27,8 @@ COLORS = {
 }  # fmt: skip
 
 
+EXTRA_COLORS = ["tab:pink", "tab:olive", "tab:cyan", "goldenrod", "black"]  # none in COLORS
+
 TRADEOFF_MAX_RUNS = 12  # more trajectories than this are unreadable in one plot
 
 
@@ -190,6 +192,49 @@ def plot_absorption(runs: list[RunRecord], path: Path) -> Path | None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_paired_curves(curves: dict[str, list], path: Path) -> Path | None:
+    """Retain cost vs the no-filter model (%) and forget gain over the weak filter (nats)
+    against training tokens, one line per run, from :func:`markdown.paired_curves`."""
+    if not curves:
+        return None
+    fig, (ax_retain, ax_forget) = plt.subplots(1, 2, figsize=(13, 4.6))
+    styles = ["-", "--", ":", "-."]
+
+    def seed_of(r: RunRecord):
+        return r.values.get("seed", r.config.get("seed"))
+
+    seeds = sorted({str(seed_of(r)) for runs in curves.values() for r, _ in runs})
+    methods_drawn: set[str] = set()
+    for i, (label, runs) in enumerate(curves.items()):
+        method = runs[0][0].method  # the method's colour for its first kind, then others
+        color = color_of(method) if method not in methods_drawn else EXTRA_COLORS[i % len(EXTRA_COLORS)]
+        methods_drawn.add(method)
+        for r, points in runs:
+            batch = (r.config.get("train") or {}).get("batch_size") or 1
+            context = (r.config.get("model") or {}).get("context") or 1
+            xs = [step * batch * context / 1e6 for step, _, _ in points]
+            style = dict(color=color, linestyle=styles[seeds.index(str(seed_of(r))) % len(styles)],
+                         marker=".", label=f"{label} seed {seed_of(r)}")  # fmt: skip
+            ax_retain.plot(xs, [pct for _, pct, _ in points], **style)
+            gains = [(x, g) for x, (_, _, g) in zip(xs, points) if g is not None]
+            if gains:
+                ax_forget.plot(*zip(*gains), **style)
+    ax_retain.axhline(3.0, color="black", linestyle=":", linewidth=1)
+    ax_retain.axhline(0.0, color="gray", linewidth=0.8)
+    ax_forget.axhline(0.1, color="black", linestyle=":", linewidth=1)
+    ax_forget.axhline(0.0, color="gray", linewidth=0.8)
+    ax_retain.set_ylabel("retain loss vs no-filter model (%) - lower is better")
+    ax_forget.set_ylabel("forget loss - weak filter's (nats) - higher is better")
+    for ax in (ax_retain, ax_forget):
+        ax.set_xlabel("training tokens (millions, incl. skipped batches)")
+        ax.grid(alpha=0.3)
+    ax_retain.set_title("Retain cost along training")
+    ax_forget.set_title("Removal beyond the weak filter along training")
+    handles, labels = ax_retain.get_legend_handles_labels()
+    ax_forget.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
 
 
