@@ -255,3 +255,26 @@ def test_paired_curves_compare_each_eval_with_the_same_seeds_baselines_at_that_s
     md = write_report(tmp_path).read_text()
     assert "## Against the same seed's baselines along training" in md
     assert (tmp_path / "plots" / "paired.png").is_file()
+
+
+def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
+    from excise.report.markdown import paired_rows
+
+    def at_lr(info: dict, lr: float, threads: int) -> dict:
+        path = Path(info["dir"]) / "config.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["train"] = {"lr": lr, "steps": 30, "threads": threads}  # threads do not matter
+        path.write_text(yaml.safe_dump(config))
+        return info
+
+    runs = [
+        at_lr(write_run(tmp_path, "nf-lr2", "no_filter", None, 0, forget=2.5, retain=3.0), 2e-3, 1),
+        at_lr(write_run(tmp_path, "nf-lr1", "no_filter", None, 0, forget=2.5, retain=4.0), 1e-3, 1),
+        at_lr(write_run(tmp_path, "sgtm-lr1", "sgtm", 0.9, 0, forget=6.0, retain=4.40), 1e-3, 2),
+    ]  # fmt: skip
+    _sweep_dir(tmp_path, "lr", runs)
+    _, records = load_runs(tmp_path)
+    rows, _ = paired_rows(records)
+    # calibrated retain (write_run: retain - 0.01): sgtm 4.39 against its own-lr baseline's
+    # 3.99, not the 2e-3 run's 2.99
+    assert [row[1:6] for row in rows] == [["sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), "+10.0%"]]

@@ -320,11 +320,17 @@ def rmu_ratio(records: list[RunRecord]) -> list[str]:
     return lines
 
 
+# Training settings that change what a model learns; device, threads and the like do not.
+COMPARABLE_TRAIN_KEYS = ("steps", "batch_size", "lr", "min_lr_ratio", "warmup_steps", "schedule",
+                         "weight_decay", "beta1", "beta2", "grad_clip", "init_from")  # fmt: skip
+
+
 def _comparable(r: RunRecord) -> tuple:
-    """Runs whose losses may be compared: same seed, model, data, tokenizer and length."""
+    """Runs whose losses may be compared: same seed, model, data, tokenizer, length and
+    optimisation (a run at another learning rate is not its seed's baseline)."""
     c = r.config
     train = c.get("train") or {}
-    shared = [c.get("model"), c.get("data"), c.get("tokenizer"), train.get("steps"), train.get("batch_size")]
+    shared = [c.get("model"), c.get("data"), c.get("tokenizer"), {k: train.get(k) for k in COMPARABLE_TRAIN_KEYS}]
     return r.values.get("seed", c.get("seed")), json.dumps(shared, sort_keys=True, default=str)
 
 
