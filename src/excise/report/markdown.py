@@ -341,7 +341,7 @@ def _recall(r: RunRecord) -> Any:
 
 
 def _partner(records: list[RunRecord], r: RunRecord, method: str, same_recall: bool) -> RunRecord | None:
-    """The trained ``method`` run comparable with ``r`` (same seed, model, data, length)."""
+    """The trained ``method`` run comparable with ``r`` (see :func:`_comparable`)."""
     for o in records:
         if o.method == method and o.kind == "train" and _comparable(o) == _comparable(r) \
                 and (not same_recall or _recall(o) == _recall(r)):
@@ -396,7 +396,7 @@ def paired_curves(records: list[RunRecord]) -> dict[str, list[tuple[RunRecord, l
     """The same-seed comparison at every eval during training, per trained run kind.
 
     For each trained run other than the no-filter model that has a comparable no-filter run
-    (same seed, model, data, length) evaluated at the same steps: (step, released retain loss
+    (:func:`_comparable`) evaluated at the same steps: (step, released retain loss
     relative to the no-filter model's at that step in %, released forget loss minus the weak
     filter's at that step — None without a weak-filter eval there). Uncalibrated: only the
     end of training is calibrated. Grouped by :func:`run_label`; runs without a partner are
@@ -620,7 +620,7 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
                 "At every eval during training (uncalibrated): the released model's retain loss "
                 "relative to the no-filter model's at the same step, and its forget loss minus the "
                 "weak filter's; mean ± standard deviation over seeds. Dotted lines in the plot: "
-                "3% retain cost and +0.1 nats, the novels issue's bar.", "",
+                "3% retain cost and +0.1 nats (the bar docs/results.md §5 judges the novels by).", "",
                 "![paired along training](plots/paired.png)", "",
                 md_table(["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter",
                           "seeds"], paired_curve_rows(curves)), ""]  # fmt: skip
