@@ -75,6 +75,18 @@ class RunRecord:
         return int(v) if isinstance(v, (int, float)) else None
 
     @property
+    def seed(self) -> Any:
+        """The run's seed: its grid value, else its config's."""
+        return self.values.get("seed", self.config.get("seed"))
+
+    @property
+    def tokens_per_step(self) -> int | None:
+        """Batch size × context from the run's config (None when either is missing)."""
+        batch = (self.config.get("train") or {}).get("batch_size")
+        context = (self.config.get("model") or {}).get("context")
+        return int(batch) * int(context) if batch and context else None
+
+    @property
     def partitioned(self) -> bool:
         if self.eval is not None and "partitioned" in self.eval:
             return bool(self.eval["partitioned"])
@@ -331,7 +343,7 @@ def _comparable(r: RunRecord) -> tuple:
     c = r.config
     train = c.get("train") or {}
     shared = [c.get("model"), c.get("data"), c.get("tokenizer"), {k: train.get(k) for k in COMPARABLE_TRAIN_KEYS}]
-    return r.values.get("seed", c.get("seed")), json.dumps(shared, sort_keys=True, default=str)
+    return r.seed, json.dumps(shared, sort_keys=True, default=str)
 
 
 def _recall(r: RunRecord) -> Any:
@@ -429,7 +441,7 @@ def paired_curve_rows(curves: dict[str, list]) -> list[list[Any]]:
     """Per run kind and eval step: mean ± sd over seeds of the two paired figures."""
     rows = []
     for label, runs in curves.items():
-        tokens_per_step = _tokens_per_step(runs[0][0])
+        tokens_per_step = runs[0][0].tokens_per_step
         by_step: dict[int, list[tuple[float, float | None]]] = {}
         for _, points in runs:
             for step, pct, gain in points:
@@ -452,19 +464,13 @@ PAIRED_HEADER = ["run kind", "run", "seed", "retain", "no-filter retain", "retai
 PAIRED_SUMMARY_HEADER = ["run kind", "retain vs no filter", "forget vs weak filter", "seeds"]
 
 
-def _tokens_per_step(record: RunRecord) -> int | None:
-    batch = (record.config.get("train") or {}).get("batch_size")
-    context = (record.config.get("model") or {}).get("context")
-    return int(batch) * int(context) if batch and context else None
-
-
 def forget_learning_curve(record: RunRecord) -> list[tuple[float, float]]:
     """(forget-domain tokens drawn, full-model forget loss) at each eval of a run.
 
     Exact where the eval events carry ``domain_steps``; otherwise the forget share of the
     whole run (``summary.json`` label counts) is assumed constant along training.
     """
-    per_step = _tokens_per_step(record)
+    per_step = record.tokens_per_step
     counts = (record.summary or {}).get("label_counts") or {}
     total = sum(counts.values())
     share = sum(n for k, n in counts.items() if k.startswith("forget/")) / total if total else None
@@ -485,7 +491,7 @@ def forget_learning_curve(record: RunRecord) -> list[tuple[float, float]]:
 def forget_tokens_trained(record: RunRecord) -> int | None:
     """Forget-domain tokens a finished run trained on (filters skip some or all of them)."""
     counts = (record.summary or {}).get("label_counts")
-    per_step = _tokens_per_step(record)
+    per_step = record.tokens_per_step
     if not counts or per_step is None:
         return None
     if record.method == "strict_filter":

@@ -202,22 +202,16 @@ def plot_paired_curves(curves: dict[str, list], path: Path) -> Path | None:
         return None
     fig, (ax_retain, ax_forget) = plt.subplots(1, 2, figsize=(13, 4.6))
     styles = ["-", "--", ":", "-."]
-
-    def seed_of(r: RunRecord):
-        return r.values.get("seed", r.config.get("seed"))
-
-    seeds = sorted({str(seed_of(r)) for runs in curves.values() for r, _ in runs})
+    seeds = sorted({str(r.seed) for runs in curves.values() for r, _ in runs})
     methods_drawn: set[str] = set()
     for i, (label, runs) in enumerate(curves.items()):
         method = runs[0][0].method  # the method's colour for its first kind, then others
         color = color_of(method) if method not in methods_drawn else EXTRA_COLORS[i % len(EXTRA_COLORS)]
         methods_drawn.add(method)
         for r, points in runs:
-            batch = (r.config.get("train") or {}).get("batch_size") or 1
-            context = (r.config.get("model") or {}).get("context") or 1
-            xs = [step * batch * context / 1e6 for step, _, _ in points]
-            style = dict(color=color, linestyle=styles[seeds.index(str(seed_of(r))) % len(styles)],
-                         marker=".", label=f"{label} seed {seed_of(r)}")  # fmt: skip
+            xs = [step * (r.tokens_per_step or 1) / 1e6 for step, _, _ in points]
+            style = dict(color=color, linestyle=styles[seeds.index(str(r.seed)) % len(styles)],
+                         marker=".", label=f"{label} seed {r.seed}")  # fmt: skip
             ax_retain.plot(xs, [pct for _, pct, _ in points], **style)
             gains = [(x, g) for x, (_, _, g) in zip(xs, points) if g is not None]
             if gains:
