@@ -196,6 +196,38 @@ def test_several_sweeps_merge_and_each_run_is_paired_with_its_own_seeds_baseline
     assert f"| +1.750 ± {gains_sd:.3f} | 2 |" in md
 
 
+def test_merged_sweeps_name_the_fixed_settings_that_set_their_runs_apart(tmp_path):
+    """Two model-size sweeps fix the width in their overrides, not their grid: a merged report
+    must not average the two widths into one row, and pairs each run with its own width."""
+
+    def width(info: dict, d_model: int, threads: int) -> dict:
+        path = Path(info["dir"]) / "config.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["model"]["d_model"] = d_model
+        config["train"] = {"threads": threads}  # plumbing: never part of a label
+        path.write_text(yaml.safe_dump(config))
+        return info
+
+    small, wide = tmp_path / "small", tmp_path / "wide"
+    _sweep_dir(small, "small", [
+        width(write_run(small, "sgtm", "sgtm", 0.9, 0, forget=6.0, retain=3.25), 64, 1),
+        width(write_run(small, "nf", "no_filter", None, 0, forget=2.5, retain=3.0), 64, 1),
+    ])  # fmt: skip
+    _sweep_dir(wide, "wide", [
+        width(write_run(wide, "sgtm", "sgtm", 0.9, 0, forget=7.0, retain=2.75), 256, 2),
+        width(write_run(wide, "nf", "no_filter", None, 0, forget=2.0, retain=2.5), 256, 2),
+    ])  # fmt: skip
+    assert main(["report", str(small), str(wide), "--out", str(tmp_path / "both")]) == 0
+    md = (tmp_path / "both" / "report.md").read_text()
+    # calibrated = retain - 0.01: 3.24 vs 2.99 (+8.4%) at width 64, 2.74 vs 2.49 (+10.0%) at 256
+    assert "| sgtm (ablated) recall=0.9 d_model=64 | +8.4% ± 0.0 | – | 1 |" in md
+    assert "| sgtm (ablated) recall=0.9 d_model=256 | +10.0% ± 0.0 | – | 1 |" in md
+    assert "threads" not in md
+    # one directory alone: nothing to tell apart, labels as before
+    write_report(small, tmp_path / "alone")
+    assert "| sgtm (ablated) recall=0.9 | +8.4% ± 0.0 | – | 1 |" in (tmp_path / "alone" / "report.md").read_text()
+
+
 def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
     from excise.report.markdown import rmu_ratio
 

@@ -23,7 +23,7 @@ import yaml
 
 from excise.errors import UserError
 from excise.report import plots
-from excise.report.sweep import RESULTS_FILE, SWEEP_FILE
+from excise.report.sweep import RESULTS_FILE, SWEEP_FILE, flatten_keys
 
 VARIANTS = ("full", "ablated", "calibrated")
 DOMAIN_ORDER = ("forget", "retain", "adjacent")
@@ -568,7 +568,43 @@ def load_many(roots: list[Path]) -> list[tuple[dict, list[RunRecord]]]:
             for r in recs:
                 r.name = f"{root.name}/{r.name}"
         loaded.append((sweep, recs))
+    if len(roots) > 1:
+        label_hidden_settings([r for _, recs in loaded for r in recs])
     return loaded
+
+
+# Config sections whose values decide what a run learns (data paths, threads, logging and
+# checkpointing do not), and the training keys among them (see COMPARABLE_TRAIN_KEYS).
+SETTING_SECTIONS = ("model", "partition", "method", "labels", "tokenizer")
+
+
+def _settings(r: RunRecord) -> dict[str, Any]:
+    c = r.config
+    flat = {k: v for k, v in flatten_keys({s: c.get(s) for s in SETTING_SECTIONS if c.get(s)}).items()
+            if k != "method.name"}  # fmt: skip
+    train = c.get("train") or {}
+    flat.update({f"train.{k}": train[k] for k in COMPARABLE_TRAIN_KEYS if k in train})
+    return flat
+
+
+def label_hidden_settings(records: list[RunRecord]) -> None:
+    """Give runs of merged sweeps the settings that set them apart from the other runs of
+    their method but are no sweep's grid axis (a sweep's fixed overrides, such as the model
+    width of a model-size sweep): they join the run's values, so that tables and plots name
+    them and per-kind means do not average different models into one row."""
+    axes = {k for r in records for k in r.values}
+    by_method: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.kind == "train" and r.config:
+            by_method.setdefault(r.method, []).append(r)
+    for runs in by_method.values():
+        settings = [_settings(r) for r in runs]
+        keys = dict.fromkeys(k for s in settings for k in s if k not in axes)
+        hidden = [k for k in keys
+                  if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]  # fmt: skip
+        for r, s in zip(runs, settings):
+            if hidden:
+                r.values = {**r.values, **{k: s.get(k) for k in hidden}}
 
 
 def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None = None) -> Path:

@@ -120,18 +120,19 @@ def _override_list(value: Any, where: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, dict):
-        return [f"{k}={json.dumps(v)}" for k, v in _flatten(value).items()]  # JSON keeps the type
+        return [f"{k}={json.dumps(v)}" for k, v in flatten_keys(value).items()]  # JSON keeps the type
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise UserError(f"{where} must be a mapping of dotted keys or a list of key=value strings")
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten_keys(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as {dotted key: leaf value}; empty mappings are leaves."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
+            out.update(flatten_keys(v, key + "."))
         else:
             out[key] = v
     return out
