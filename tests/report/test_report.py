@@ -310,3 +310,16 @@ def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
     # calibrated retain (write_run: retain - 0.01): sgtm 4.39 against its own-lr baseline's
     # 3.99, not the 2e-3 run's 2.99
     assert [row[1:6] for row in rows] == [["sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), "+10.0%"]]
+
+
+def test_each_run_kind_of_a_merged_report_gets_its_own_colour():
+    from excise.report.plots import COLORS, EXTRA_COLORS, kind_colors
+
+    # a model-size report: three widths of SGTM and the weak filter, one strict filter
+    kinds = [(f"sgtm d={d}", "sgtm") for d in (64, 128, 256)]
+    kinds += [(f"weak d={d}", "weak_filter") for d in (64, 128, 256)] + [("strict", "strict_filter")]
+    colors = kind_colors(kinds)
+    assert colors[0] == COLORS["sgtm"] and colors[3] == COLORS["weak_filter"] and colors[6] == COLORS["strict_filter"]
+    assert len(set(colors)) == len(colors)
+    many = kind_colors([(f"sgtm {i}", "sgtm") for i in range(len(EXTRA_COLORS) + 1)])
+    assert len(set(many)) == len(many)

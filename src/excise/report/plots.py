@@ -27,13 +27,29 @@ COLORS = {
 }  # fmt: skip
 
 
-EXTRA_COLORS = ["tab:pink", "tab:olive", "tab:cyan", "goldenrod", "black"]  # none in COLORS
+# For a method's second and later run kinds; none is in COLORS.
+EXTRA_COLORS = ["tab:pink", "tab:olive", "tab:cyan", "goldenrod", "black", "darkred", "navy",
+                "lime", "magenta", "teal", "sienna", "slategray"]  # fmt: skip
 
 TRADEOFF_MAX_RUNS = 12  # more trajectories than this are unreadable in one plot
 
 
 def color_of(method: str, index: int = 0) -> str:
     return COLORS.get(method, f"C{index % 10}")
+
+
+def kind_colors(kinds: list[tuple[str, str]]) -> list[str]:
+    """Colours for (label, method) run kinds: a method's colour for its first kind, then the
+    extra colours in turn, so no two kinds share one until the extra colours run out."""
+    colors, methods_drawn, extra = [], set(), 0
+    for _, method in kinds:
+        if method in methods_drawn:
+            colors.append(EXTRA_COLORS[extra % len(EXTRA_COLORS)])
+            extra += 1
+        else:
+            colors.append(color_of(method))
+            methods_drawn.add(method)
+    return colors
 
 
 def run_colors(runs: list[RunRecord]) -> list[str]:
@@ -203,11 +219,8 @@ def plot_paired_curves(curves: dict[str, list], path: Path) -> Path | None:
     fig, (ax_retain, ax_forget) = plt.subplots(1, 2, figsize=(13, 4.6))
     styles = ["-", "--", ":", "-."]
     seeds = sorted({str(r.seed) for runs in curves.values() for r, _ in runs})
-    methods_drawn: set[str] = set()
-    for i, (label, runs) in enumerate(curves.items()):
-        method = runs[0][0].method  # the method's colour for its first kind, then others
-        color = color_of(method) if method not in methods_drawn else EXTRA_COLORS[i % len(EXTRA_COLORS)]
-        methods_drawn.add(method)
+    colors = kind_colors([(label, runs[0][0].method) for label, runs in curves.items()])
+    for color, (label, runs) in zip(colors, curves.items()):
         for r, points in runs:
             xs = [step * (r.tokens_per_step or 1) / 1e6 for step, _, _ in points]
             style = dict(color=color, linestyle=styles[seeds.index(str(r.seed)) % len(styles)],
