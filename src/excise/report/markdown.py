@@ -574,7 +574,7 @@ def load_many(roots: list[Path]) -> list[tuple[dict, list[RunRecord]]]:
 
 
 # Config sections whose values decide what a run learns (data paths, threads, logging and
-# checkpointing do not), and the training keys among them (see COMPARABLE_TRAIN_KEYS).
+# checkpointing do not); of ``train``, only COMPARABLE_TRAIN_KEYS count.
 SETTING_SECTIONS = ("model", "partition", "method", "labels", "tokenizer")
 
 
@@ -602,8 +602,8 @@ def label_hidden_settings(records: list[RunRecord]) -> None:
         keys = dict.fromkeys(k for s in settings for k in s if k not in axes)
         hidden = [k for k in keys
                   if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]  # fmt: skip
-        for r, s in zip(runs, settings):
-            if hidden:
+        if hidden:
+            for r, s in zip(runs, settings):
                 r.values = {**r.values, **{k: s.get(k) for k in hidden}}
 
 
