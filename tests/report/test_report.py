@@ -228,6 +228,35 @@ def test_merged_sweeps_name_the_fixed_settings_that_set_their_runs_apart(tmp_pat
     assert "| sgtm (ablated) recall=0.9 | +8.4% ± 0.0 | – | 1 |" in (tmp_path / "alone" / "report.md").read_text()
 
 
+def test_merged_sweeps_at_two_data_mixes_are_told_apart_by_domain(tmp_path):
+    """Sweeps that fix the forget share in their data weights: each share gets its own row,
+    named with the weight's domain, and each run is paired with the no-filter run of its mix."""
+
+    def mix(info: dict, forget_weight: float) -> dict:
+        path = Path(info["dir"]) / "config.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["data"] = {"retain": {"path": "en.jsonl", "weight": 1 - forget_weight},
+                          "forget": {"path": "es.jsonl", "weight": forget_weight}}  # fmt: skip
+        path.write_text(yaml.safe_dump(config))
+        return info
+
+    quarter, tenth = tmp_path / "quarter", tmp_path / "tenth"
+    _sweep_dir(quarter, "quarter", [
+        mix(write_run(quarter, "sgtm", "sgtm", 0.9, 0, forget=6.0, retain=3.25), 0.25),
+        mix(write_run(quarter, "nf", "no_filter", None, 0, forget=2.5, retain=3.0), 0.25),
+    ])  # fmt: skip
+    _sweep_dir(tenth, "tenth", [
+        mix(write_run(tenth, "sgtm", "sgtm", 0.9, 0, forget=7.0, retain=2.75), 0.1),
+        mix(write_run(tenth, "nf", "no_filter", None, 0, forget=2.0, retain=2.5), 0.1),
+    ])  # fmt: skip
+    assert main(["report", str(quarter), str(tenth), "--out", str(tmp_path / "both")]) == 0
+    md = (tmp_path / "both" / "report.md").read_text()
+    # calibrated = retain - 0.01: 3.24 vs 2.99 (+8.4%) at a quarter, 2.74 vs 2.49 (+10.0%) at a tenth
+    assert "| sgtm (ablated) recall=0.9 forget.weight=0.25 retain.weight=0.75 | +8.4% ± 0.0 | – | 1 |" in md
+    assert "| sgtm (ablated) recall=0.9 forget.weight=0.1 retain.weight=0.9 | +10.0% ± 0.0 | – | 1 |" in md
+    assert "path" not in md.split("## Against the baselines of the same seed")[1]
+
+
 def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
     from excise.report.markdown import rmu_ratio
 

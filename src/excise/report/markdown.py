@@ -182,9 +182,16 @@ def run_label(r: RunRecord, extras: bool = True, skip: tuple[str, ...] = (), abl
         return f"no_filter + {r.method}"
     label = f"{r.method} (ablated)" if ablated and r.partitioned else r.method
     if extras:
-        label += "".join(f" {k.split('.')[-1]}={plots_value(v)}" for k, v in r.values.items()
+        label += "".join(f" {setting_label(k)}={plots_value(v)}" for k, v in r.values.items()
                          if k not in ("method.name", "seed", "unlearn", *skip))  # fmt: skip
     return label
+
+
+def setting_label(key: str) -> str:
+    """A setting's short name in labels: the last part of its key, except for a data
+    source's settings, which keep their domain (``forget.weight``, not ``weight``)."""
+    parts = key.split(".")
+    return ".".join(parts[1:]) if parts[0] == "data" and len(parts) > 2 else parts[-1]
 
 
 def headline_rows(records: list[RunRecord]) -> list[dict]:
@@ -574,8 +581,10 @@ def load_many(roots: list[Path]) -> list[tuple[dict, list[RunRecord]]]:
 
 
 # Config sections whose values decide what a run learns (data paths, threads, logging and
-# checkpointing do not); of ``train``, only COMPARABLE_TRAIN_KEYS count.
+# checkpointing do not); of ``train``, only COMPARABLE_TRAIN_KEYS count; of each data
+# source, only what sets the mix.
 SETTING_SECTIONS = ("model", "partition", "method", "labels", "tokenizer")
+DATA_MIX_KEYS = ("weight", "max_documents")
 
 
 def _settings(r: RunRecord) -> dict[str, Any]:
@@ -584,6 +593,9 @@ def _settings(r: RunRecord) -> dict[str, Any]:
             if k != "method.name"}  # fmt: skip
     train = c.get("train") or {}
     flat.update({f"train.{k}": train[k] for k in COMPARABLE_TRAIN_KEYS if k in train})
+    for domain, source in (c.get("data") or {}).items():
+        if isinstance(source, dict):
+            flat.update({f"data.{domain}.{k}": source.get(k) for k in DATA_MIX_KEYS})
     return flat
 
 
