@@ -58,9 +58,28 @@ class ModelConfig(Section):
     )
     norm_eps: float = Field(1e-5, gt=0)
     init_std: float = Field(0.02, gt=0)
+    output_bias: bool = Field(
+        False, description="a trainable output-logit bias, zero-initialised and trained by "
+        "every batch (the paper's models have one; stock transformers heads do not)"
+    )
+    attention_pattern: list[Literal["global", "local"]] = Field(
+        default_factory=lambda: ["global"],
+        description="attention type per layer, repeated over the layers (GPT-Neo's paper "
+        "models: [global, local]); n_layers must be a multiple of its length",
+    )
+    local_window: int = Field(
+        256, ge=1, description="tokens a local-attention position sees, itself included"
+    )
 
     @model_validator(mode="after")
     def _check_shapes(self) -> ModelConfig:
+        if not self.attention_pattern:
+            raise ValueError("model.attention_pattern must name at least one attention type")
+        if self.n_layers % len(self.attention_pattern) != 0:
+            raise ValueError(
+                f"model.n_layers ({self.n_layers}) must be a multiple of the length of "
+                f"model.attention_pattern ({len(self.attention_pattern)})"
+            )
         if self.head_dim is None and self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) "
@@ -77,6 +96,14 @@ class ModelConfig(Section):
     @property
     def resolved_d_ff(self) -> int:
         return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+    def attention_type(self, layer: int) -> str:
+        """``"global"`` or ``"local"`` for ``layer`` (the pattern repeats over the layers)."""
+        return self.attention_pattern[layer % len(self.attention_pattern)]
+
+    @property
+    def has_local_attention(self) -> bool:
+        return "local" in self.attention_pattern
 
 
 class PartitionConfig(Section):
@@ -98,7 +125,12 @@ class MethodConfig(Section):
         description="grads: zero gradients, one AdamW (paper default); "
         "updates: per-group AdamW, masked parameters stay bit-identical",
     )
-    mask_shared: bool = Field(False, description="also mask embeddings, norms, head on forget steps")
+    mask_shared: bool = Field(
+        False,
+        description="on forget steps also mask the token and position embeddings (so a tied "
+        "output head) and the norms of masked layers; never the final norm, the output bias "
+        "or unmasked layers (the paper's --mask-embeddings)",
+    )
 
     @property
     def partitioned(self) -> bool:
@@ -206,19 +238,36 @@ class TokenizerConfig(Section):
 
 
 class TrainConfig(Section):
-    """Optimisation: AdamW, warm-up then cosine decay, gradient clipping."""
+    """Optimisation: AdamW, warm-up then cosine decay, gradient clipping.
+
+    The paper's code: one AdamW (0.9, 0.95) decaying every tensor by 0.1, no clipping,
+    warm-up linear from 0.1 x lr, cosine to 0 (``warmup_start: 0.1``, ``min_lr_ratio: 0``,
+    ``weight_decay_on: all``, ``grad_clip: 0``); the ``configs/paper/`` recipes set that.
+    """
 
     steps: int = Field(1000, ge=0, description="optimizer steps")
     batch_size: int = Field(16, ge=1, description="sequences per optimizer step (global)")
     micro_batch_size: int | None = Field(None, ge=1, description="per process; default batch")
     lr: float = Field(1e-3, gt=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="learning rate at the end, x lr")
     warmup_steps: int = Field(50, ge=0)
+    warmup_start: float | None = Field(
+        None, ge=0, le=1,
+        description="warm-up starts at this x lr and reaches lr at step warmup_steps "
+        "(torch LinearLR; the paper: 0.1); default: lr / warmup_steps at step 0, lr at step "
+        "warmup_steps - 1",
+    )
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     weight_decay: float = Field(0.1, ge=0)
+    weight_decay_on: Literal["matrices", "all"] = Field(
+        "matrices", description="matrices: projections and embeddings only; all: every "
+        "tensor, biases and norms too (the paper's code)"
+    )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
-    grad_clip: float = Field(1.0, ge=0, description="0 = off")
+    grad_clip: float = Field(
+        1.0, ge=0, description="clip the global gradient norm (after masking) to this; 0 = off"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU"

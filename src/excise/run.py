@@ -80,7 +80,7 @@ def load_model_dir(directory: Path, config: Config, device: str = "cpu") -> tupl
     partition = Partition.load(directory / PARTITION) if (directory / PARTITION).is_file() else Partition()
     model = GPT(config.model)
     try:
-        apply_partition(model, partition)
+        partition = apply_partition(model, partition)
     except ValueError as e:
         raise UserError(f"{directory / PARTITION}: {e}") from None
     state = load_weights(weights)

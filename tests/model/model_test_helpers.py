@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from excise.config import ModelConfig, PartitionConfig
 from excise.model.gpt import GPT, PLAIN, StepPlan
-from excise.model.partition import Partition, build_model, is_shared_name
+from excise.model.partition import Partition, build_model, mask_shared_names
 
 BASE_SHAPE = dict(vocab_size=64, context=16, n_layers=2, d_model=16, n_heads=4, d_ff=32)
 
@@ -23,9 +23,12 @@ VARIANTS: dict[str, dict] = {
     # GPT-Neo-like: LayerNorm, GELU, learned positions, tied head, biases, no qkv bias.
     "neo": dict(norm="layernorm", mlp="gelu", positions="learned", tie_embeddings=True,
                 bias=True, qkv_bias=False),
-    # Same with q/k/v biases and GPT-Neo's unscaled attention.
+    # Same with q/k/v biases, GPT-Neo's unscaled attention, the paper's output-logit bias
+    # and a local-attention masked layer (window 4 < the 12 tokens of a test batch).
     "neo_qkv_bias": dict(norm="layernorm", mlp="gelu", positions="learned",
-                         tie_embeddings=True, bias=True, qkv_bias=True, attention_scale=1.0),
+                         tie_embeddings=True, bias=True, qkv_bias=True, attention_scale=1.0,
+                         output_bias=True, attention_pattern=["local", "global"],
+                         local_window=4),
     # Llama-like: RMSNorm, SwiGLU, rotary positions, untied head, no biases.
     "llama": dict(norm="rmsnorm", mlp="swiglu", positions="rope", tie_embeddings=False,
                   bias=False, qkv_bias=False),
@@ -97,11 +100,18 @@ def backward(model: GPT, plan: StepPlan = PLAIN) -> tuple[torch.Tensor, dict[str
     return logits.detach(), grads
 
 
+def is_output_projection_bias(name: str) -> bool:
+    return name.endswith(("o_proj.bias", "down_proj.bias"))
+
+
 @torch.no_grad()
 def zero_retain_in_masked_layers_(model: GPT, partition: Partition) -> None:
-    """Zero the retain elements of every parameter that has forget slices (masked layers)."""
+    """Zero the retain units of masked layers: the retain elements of their q/k/v/o and
+    up/gate/down projections (output-projection biases are not units and stay)."""
     params = dict(model.named_parameters())
     for name in partition.slices:
+        if is_output_projection_bias(name):
+            continue
         p = params[name]
         p[partition.retain_mask(name, p)] = 0.0
 
@@ -112,26 +122,41 @@ def retain_zeroed_copy(model: GPT, partition: Partition) -> GPT:
     return clone
 
 
-def element_kinds(partition: Partition, name: str, p: torch.Tensor) -> dict[str, torch.Tensor]:
+KINDS = ("forget", "retain_in", "retain_out", "retain_bias", "unmasked", "masked_shared", "shared")
+
+
+def element_kinds(
+    partition: Partition, name: str, p: torch.Tensor, model: GPT | None = None
+) -> dict[str, torch.Tensor]:
     """Boolean masks of one parameter's elements by the role they play in the tables.
 
     - ``forget``: forget elements;
     - ``retain_in``: retain rows (and bias entries) of q/k/v/up/gate in masked layers,
       i.e. the producers of retain units' activations;
     - ``retain_out``: retain columns of o_proj/down_proj in masked layers, the consumers;
-    - ``unmasked``: projection parameters of unmasked layers (all retain);
-    - ``shared``: embeddings, norms, output head, output-projection biases.
+    - ``retain_bias``: the output-projection biases of masked layers (retain parameters);
+    - ``unmasked``: every parameter of an unmasked layer (shared: trained by every step);
+    - ``masked_shared``: embeddings and masked layers' norms (what mask_shared masks);
+    - ``shared``: final norm, untied output head, output bias.
     """
     none = torch.zeros(p.shape, dtype=torch.bool)
-    kinds = {k: none.clone() for k in ("forget", "retain_in", "retain_out", "unmasked", "shared")}
-    if is_shared_name(name):
-        kinds["shared"][...] = True
-    elif name in partition.slices:
+    kinds = {k: none.clone() for k in KINDS}
+    layer = int(name.split(".")[1]) if name.startswith("blocks.") else None
+    if name in partition.slices:
         kinds["forget"] = partition.forget_mask(name, p)
         retain = partition.retain_mask(name, p)
-        kinds["retain_in" if partition.slices[name].dim == 0 else "retain_out"] = retain
-    else:
+        if is_output_projection_bias(name):
+            kinds["retain_bias"] = retain
+        else:
+            kinds["retain_in" if partition.slices[name].dim == 0 else "retain_out"] = retain
+    elif layer is not None and layer not in partition.masked_layers:
         kinds["unmasked"][...] = True
+    elif name in ("embed.weight", "pos_embed.weight") or layer is not None:
+        kinds["masked_shared"][...] = True
+    else:
+        kinds["shared"][...] = True
+    if model is not None:  # the helper's classification must be the library's
+        assert (name in mask_shared_names(model, partition)) == bool(kinds["masked_shared"].any()), name
     return kinds
 
 

@@ -26,10 +26,11 @@ import torch
 
 from excise.config import PartitionConfig
 from excise.model.gpt import Mode
-from excise.model.partition import ablate_, ablated_copy, is_shared_name
+from excise.model.partition import ablate_, ablated_copy
 from excise.model.strategies import STRATEGIES, get_strategy
 from model_test_helpers import (
     EXACT,
+    KINDS,
     SITES,
     VARIANTS,
     backward,
@@ -41,18 +42,16 @@ from model_test_helpers import (
 )
 
 PLAIN, ABLATED, ZEROED, ZERO, NONZERO = "plain", "ablated", "zeroed", "zero", "nonzero"
-KINDS = ("forget", "retain_in", "retain_out", "unmasked", "shared")
 
 
-def _row(logits, forget, retain_in, retain_out, unmasked, shared) -> dict[str, str]:
-    return dict(logits=logits, forget=forget, retain_in=retain_in, retain_out=retain_out,
-                unmasked=unmasked, shared=shared)  # fmt: skip
+def _row(*expected: str) -> dict[str, str]:
+    return dict(zip(("logits", *KINDS), expected, strict=True))
 
 
 # (strategy, mode, mask_shared) -> expectations.  Columns:
-#                      logits   forget   retain_in retain_out unmasked shared
-DEFAULT_ROW = _row(PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, PLAIN)  # unlabelled: a plain step
-RETAIN_ROW = _row(ABLATED, ZERO, ABLATED, ABLATED, ABLATED, ABLATED)  # forget units ablated
+#              logits  forget  retain_in retain_out retain_bias unmasked masked_shared shared
+DEFAULT_ROW = _row(PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, PLAIN, PLAIN)  # a plain step
+RETAIN_ROW = _row(ABLATED, ZERO, ABLATED, ABLATED, ABLATED, ABLATED, ABLATED, ABLATED)
 TABLE: dict[tuple[str, str, bool], dict[str, str]] = {}
 for _strategy in STRATEGIES:
     for _mask_shared in (False, True):
@@ -60,27 +59,30 @@ for _strategy in STRATEGIES:
         TABLE[(_strategy, "default", _mask_shared)] = DEFAULT_ROW
         TABLE[(_strategy, "retain", _mask_shared)] = RETAIN_ROW
 TABLE.update({
-    # SGTM: plain forward; only forget (and, unless mask_shared, shared) elements learn,
-    # with exactly the plain gradient (the FREEZE_RETAIN detach must not change it).
+    # SGTM (the paper's parameter masking): plain forward; every retain element of a masked
+    # layer, its output-projection biases included, gets zero gradient; forget elements,
+    # unmasked layers and shared parameters get exactly the plain gradient (the
+    # FREEZE_RETAIN detach must not change it); mask_shared zeroes the embeddings and the
+    # masked layers' norms too, never the final norm, the output bias or unmasked layers.
     ("sgtm", "forget", False):
-        _row(PLAIN, PLAIN, ZERO, ZERO, ZERO, PLAIN),
+        _row(PLAIN, PLAIN, ZERO, ZERO, ZERO, PLAIN, PLAIN, PLAIN),
     ("sgtm", "forget", True):
-        _row(PLAIN, PLAIN, ZERO, ZERO, ZERO, ZERO),
+        _row(PLAIN, PLAIN, ZERO, ZERO, ZERO, PLAIN, ZERO, PLAIN),
     # Gradient routing: plain forward, retain activations detached in masked layers. The
     # producers of retain activations get no gradient; their consumers (o_proj/down_proj
-    # retain *columns*) still do, because only activations are detached, not weights.
-    # Forget and shared gradients change (the backward through retain units is cut), and
-    # unmasked layers learn freely.
+    # retain *columns*, output biases) still do, because only activations are detached.
+    # Gradients below the cut change; the final norm, head and output bias sit above
+    # every layer and keep the plain gradient.
     ("gradient_routing", "forget", False):
-        _row(PLAIN, NONZERO, ZERO, NONZERO, NONZERO, NONZERO),
+        _row(PLAIN, NONZERO, ZERO, NONZERO, NONZERO, NONZERO, NONZERO, PLAIN),
     ("gradient_routing", "forget", True):
-        _row(PLAIN, NONZERO, ZERO, NONZERO, NONZERO, ZERO),
+        _row(PLAIN, NONZERO, ZERO, NONZERO, NONZERO, NONZERO, ZERO, PLAIN),
     # Activation masking: retain activations zeroed, so the step is exactly a plain step
-    # of the network whose retain slices in masked layers are zero.
+    # of the network whose retain units in masked layers are zero.
     ("activation_masking", "forget", False):
-        _row(ZEROED, ZEROED, ZERO, ZERO, ZEROED, ZEROED),
+        _row(ZEROED, ZEROED, ZERO, ZERO, ZEROED, ZEROED, ZEROED, ZEROED),
     ("activation_masking", "forget", True):
-        _row(ZEROED, ZEROED, ZERO, ZERO, ZEROED, ZERO),
+        _row(ZEROED, ZEROED, ZERO, ZERO, ZEROED, ZEROED, ZERO, ZEROED),
 })  # fmt: skip
 SCENARIOS = sorted(TABLE)
 
@@ -97,6 +99,11 @@ def reference(variant: str, which: str) -> tuple[torch.Tensor, dict[str, torch.T
     else:
         model = retain_zeroed_copy(model, partition)
     return backward(model)
+
+
+@lru_cache(maxsize=None)
+def model_of(variant: str):
+    return partitioned_model(variant)[0]
 
 
 @lru_cache(maxsize=None)
@@ -136,7 +143,7 @@ def test_gradients_match_table(variant: str, scenario: tuple[str, str, bool], si
             continue
         grad = grads[name]
         assert grad is not None, f"{name}: after_backward must leave an explicit gradient"
-        for kind, mask in element_kinds(partition, name, param).items():
+        for kind, mask in element_kinds(partition, name, param, model_of(variant)).items():
             if not mask.any():
                 continue
             checked[kind] += int(mask.sum())
@@ -151,10 +158,13 @@ def test_gradients_match_table(variant: str, scenario: tuple[str, str, bool], si
     # The site must actually contain what the tables are about.
     if site.endswith("@masked"):
         assert checked["forget"] and checked["retain_in"] and checked["retain_out"]
+        assert checked["masked_shared"]  # the layer's norm
+        if VARIANTS[variant].get("bias", True):
+            assert checked["retain_bias"]
     elif site.endswith("@unmasked"):
         assert checked["unmasked"] and not checked["forget"]
     else:
-        assert checked["shared"]
+        assert checked["shared"] and checked["masked_shared"]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -182,6 +192,8 @@ def test_activation_masking_forget_step_ignores_retain_activations(variant: str)
         before = model(idx, plan=plan)
         params = dict(model.named_parameters())
         for name in partition.slices:
+            if name.endswith(("o_proj.bias", "down_proj.bias")):
+                continue  # output biases are not units: activation masking keeps them
             p = params[name]
             mask = partition.retain_mask(name, p)
             p[mask] += 1.0 + torch.rand(int(mask.sum()), dtype=p.dtype)
@@ -235,7 +247,7 @@ def test_sgtm_with_forget_units_in_one_sublayer_only(variant: str, pcfg: Partiti
     sgtm.after_backward(model, partition, Mode.FORGET)
     for name, p in model.named_parameters():
         forget = partition.forget_mask(name, p)
-        learns = torch.ones_like(forget) if is_shared_name(name) else forget
+        learns = torch.ones_like(forget) if partition.is_shared(name) else forget
         torch.testing.assert_close(p.grad[learns], plain_grads[name][learns], **EXACT, msg=name)
         assert not p.grad[~learns].any(), name
     assert any(partition.forget_mask(n, p).any() for n, p in model.named_parameters())

@@ -12,7 +12,7 @@ import copy
 import pytest
 import torch
 
-from excise.model.partition import Partition, is_shared_name
+from excise.model.partition import Partition, mask_shared_names
 from excise.train.optimizer import PartitionedAdamW
 from model_test_helpers import backward, partitioned_model
 
@@ -22,10 +22,12 @@ LR, BETAS, EPS, WD = 1e-2, (0.9, 0.95), 1e-8, 0.1
 def _group_masks(model: torch.nn.Module, partition: Partition) -> dict[str, dict[str, torch.Tensor]]:
     """name -> group -> boolean mask of that parameter's elements in the group."""
     masks = {}
+    masked_shared = mask_shared_names(model, partition)
     for name, p in model.named_parameters():
-        shared = torch.full(p.shape, is_shared_name(name))
+        shared = partition.is_shared(name)
         masks[name] = {
-            "shared": shared,
+            "shared": torch.full(p.shape, shared and name not in masked_shared),
+            "masked_shared": torch.full(p.shape, name in masked_shared),
             "retain": partition.retain_mask(name, p),
             "forget": partition.forget_mask(name, p),
         }
@@ -46,9 +48,9 @@ def _warm_optimizer(variant: str, steps: int = 2):
 @pytest.mark.parametrize(
     "stepped, frozen",
     [
-        (("forget", "shared"), ("retain",)),  # forget step
-        (("forget",), ("retain", "shared")),  # forget step under mask_shared
-        (("retain", "shared"), ("forget",)),  # retain step
+        (("forget", "shared", "masked_shared"), ("retain",)),  # forget step
+        (("forget", "shared"), ("retain", "masked_shared")),  # forget step under mask_shared
+        (("retain", "shared", "masked_shared"), ("forget",)),  # retain step
     ],
 )
 def test_unstepped_groups_stay_bit_identical(variant, stepped, frozen) -> None:
@@ -70,20 +72,25 @@ def test_unstepped_groups_stay_bit_identical(variant, stepped, frozen) -> None:
     assert opt.steps == {g: steps_before[g] + (g in stepped) for g in steps_before}
 
 
-def _torch_adamw(model: torch.nn.Module) -> torch.optim.AdamW:
-    """Reference: decoupled weight decay on parameters with >= 2 dims only."""
+def _torch_adamw(model: torch.nn.Module, decay_on: str) -> torch.optim.AdamW:
+    """Reference: decoupled weight decay on parameters with >= 2 dims, or on all."""
+    if decay_on == "all":
+        return torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, foreach=False)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": WD}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=LR, betas=BETAS, eps=EPS, foreach=False)
 
 
+@pytest.mark.parametrize("decay_on", ["matrices", "all"])
 @pytest.mark.parametrize("variant", ["neo", "llama_bias"])
-def test_all_groups_equal_torch_adamw(variant: str) -> None:
+def test_all_groups_equal_torch_adamw(variant: str, decay_on: str) -> None:
     ours, partition = partitioned_model(variant)
     theirs = copy.deepcopy(ours)
-    opt_ours = PartitionedAdamW(ours, partition, lr=LR, betas=BETAS, eps=EPS, weight_decay=WD)
-    opt_theirs = _torch_adamw(theirs)
+    opt_ours = PartitionedAdamW(
+        ours, partition, lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, decay_on=decay_on
+    )
+    opt_theirs = _torch_adamw(theirs, decay_on)
     start = {n: p.detach().clone() for n, p in ours.named_parameters()}
     for _ in range(4):
         backward(ours)
@@ -102,7 +109,8 @@ def test_state_dict_round_trip_continues_identically() -> None:
     resumed = PartitionedAdamW(saved_model, partition, lr=123.0, betas=BETAS, eps=EPS, weight_decay=WD)
     resumed.load_state_dict(saved_state)
     assert resumed.lr == LR and resumed.steps == opt.steps
-    for groups in [("forget", "shared"), ("retain", "shared"), ("shared", "retain", "forget")]:
+    for groups in [("forget", "shared"), ("retain", "shared", "masked_shared"),
+                   ("shared", "masked_shared", "retain", "forget")]:
         backward(model)
         backward(saved_model)
         opt.step(groups)

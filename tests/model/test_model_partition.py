@@ -17,8 +17,8 @@ from excise.model.partition import (
     apply_partition,
     build_partition,
     count_elements,
-    is_shared_name,
     mask_gradients,
+    mask_shared_names,
     prune,
 )
 from model_test_helpers import (
@@ -51,7 +51,7 @@ def test_every_element_is_exactly_one_of_shared_retain_forget(variant: str) -> N
     params = dict(model.named_parameters())
     assert set(partition.slices) <= set(params), "partition names unknown parameters"
     for name, p in params.items():
-        shared = torch.full(p.shape, is_shared_name(name))
+        shared = torch.full(p.shape, partition.is_shared(name))
         retain, forget = partition.retain_mask(name, p), partition.forget_mask(name, p)
         total = shared.int() + retain.int() + forget.int()
         assert torch.equal(total, torch.ones_like(total)), name
@@ -77,6 +77,8 @@ def test_forget_slices_are_the_last_units_of_masked_layers_only() -> None:
         "blocks.0.attn.o_proj.weight": (1, heads),
         "blocks.0.mlp.up_proj.weight": (0, units), "blocks.0.mlp.up_proj.bias": (0, units),
         "blocks.0.mlp.down_proj.weight": (1, units),
+        # output-projection biases of a masked layer: all retain (no forget slice)
+        "blocks.0.attn.o_proj.bias": (0, ()), "blocks.0.mlp.down_proj.bias": (0, ()),
     }  # fmt: skip
     got = {n: (s.dim, s.ranges) for n, s in partition.slices.items()}
     assert got == expected
@@ -101,6 +103,44 @@ def test_partition_json_round_trip_and_apply(variant: str, tmp_path) -> None:
     apply_partition(fresh, loaded)
     assert build_partition(fresh) == partition
     assert fresh.layer_shapes == model.layer_shapes
+
+
+def test_a_masked_layer_without_forget_heads_lists_its_attention_as_all_retain() -> None:
+    model, partition = partitioned_model("neo", PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[1]))
+    assert partition.masked_layers == [1]
+    for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        assert partition.slices[f"blocks.1.attn.{proj}.weight"].ranges == ()
+    assert not any(n.startswith("blocks.0.") for n in partition.slices)  # unmasked: shared
+    fresh = GPT(model_config("neo"))
+    assert apply_partition(fresh, Partition.from_json(partition.to_json())) == partition
+    assert [s.masked for s in fresh.layer_shapes] == [False, True]
+
+
+def test_a_partition_json_listing_only_forget_slices_loads_as_the_full_partition() -> None:
+    """Older runs' partition.json named only parameters with forget slices."""
+    _, partition = partitioned_model("neo_qkv_bias")
+    older = Partition({k: v for k, v in partition.slices.items() if v.ranges})
+    assert older != partition
+    assert apply_partition(GPT(model_config("neo_qkv_bias")), older) == partition
+
+
+def test_a_masked_layer_without_forget_heads_lists_its_attention_as_all_retain() -> None:
+    model, partition = partitioned_model("neo", PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[1]))
+    assert partition.masked_layers == [1]
+    for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        assert partition.slices[f"blocks.1.attn.{proj}.weight"].ranges == ()
+    assert not any(n.startswith("blocks.0.") for n in partition.slices)  # unmasked: shared
+    fresh = GPT(model_config("neo"))
+    assert apply_partition(fresh, Partition.from_json(partition.to_json())) == partition
+    assert [s.masked for s in fresh.layer_shapes] == [False, True]
+
+
+def test_a_partition_json_listing_only_forget_slices_loads_as_the_full_partition() -> None:
+    """Older runs' partition.json named only parameters with forget slices."""
+    _, partition = partitioned_model("neo_qkv_bias")
+    older = Partition({k: v for k, v in partition.slices.items() if v.ranges})
+    assert older != partition
+    assert apply_partition(GPT(model_config("neo_qkv_bias")), older) == partition
 
 
 def test_apply_partition_rejects_a_partition_that_does_not_fit() -> None:
@@ -135,7 +175,7 @@ def test_mask_gradients_keep_forget(mask_shared: bool) -> None:
     mask_gradients(model, partition, keep="forget", mask_shared=mask_shared)
     for name, p in model.named_parameters():
         keep = partition.forget_mask(name, p)
-        if is_shared_name(name) and not mask_shared:
+        if partition.is_shared(name) and not (mask_shared and name in mask_shared_names(model, partition)):
             keep = torch.ones_like(keep)
         assert torch.equal(p.grad[keep], grads[name][keep]), name
         assert not p.grad[~keep].any(), name

@@ -17,7 +17,7 @@ import torch
 
 from excise.eval.losses import as_tensor
 from excise.model.gpt import GPT, PLAIN
-from excise.model.partition import Partition, is_shared_name
+from excise.model.partition import Partition
 
 
 def _layer_of(name: str) -> int | None:
@@ -45,7 +45,7 @@ def gradient_norms(
             sq = [{"forget": 0.0, "retain": 0.0, "nf": 0, "nr": 0} for _ in model.blocks]
             for name, p in model.named_parameters():
                 layer = _layer_of(name)
-                if layer is None or p.grad is None or is_shared_name(name):
+                if layer is None or p.grad is None or partition.is_shared(name):
                     continue
                 g = p.grad.detach().double()
                 fmask = partition.forget_mask(name, p)

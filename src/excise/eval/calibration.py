@@ -1,12 +1,13 @@
-"""Logit calibration: fit only a fresh output-logit bias on the frozen model (DESIGN §1).
+"""Logit calibration: fit only a fresh output-logit bias on the frozen model.
 
 Ablation (or filtering) shifts the model's output distribution as a whole; a loss that is
 high only because of that shift overstates removal. The paper therefore reports losses
 after training a fresh bias ``b`` (vocab,) added to the logits, everything else frozen:
 ``b ~ N(0, 0.1)``, AdamW at ``calibration_lr`` decaying linearly to 10%, loss
 ``forget + beta * adjacent + alpha * retain`` on the *train* splits, ``calibration_steps``
-steps, seeded. The frozen model's final hidden states are computed once for a fixed pool
-of sequences, so a step costs only ``h @ W.T + b`` on a minibatch of pooled tokens.
+steps, seeded. A model with an output bias of its own has it replaced by the fresh one, as
+in the paper's code. The frozen model's final hidden states are computed once for a fixed
+pool of sequences, so a step costs only ``h @ W.T + b`` on a minibatch of pooled tokens.
 """
 
 from __future__ import annotations

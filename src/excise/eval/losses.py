@@ -50,8 +50,10 @@ def _upcast(t: torch.Tensor) -> torch.Tensor:
 
 
 def logits_with_bias(model: GPT, inputs: torch.Tensor, plan: StepPlan, bias: torch.Tensor | None):
-    logits = model(inputs, plan=plan)
-    return logits if bias is None else logits + bias.to(logits.dtype)
+    """Logits, with ``bias`` (vocab,) in place of the model's own output bias if given."""
+    if bias is None:
+        return model(inputs, plan=plan)
+    return model(inputs, plan=plan, output_bias=bias.to(model.output_weight.dtype))
 
 
 @torch.no_grad()
@@ -109,7 +111,8 @@ def domain_loss(
 ) -> LossStat:
     """Mean next-token loss in nats over all target tokens of ``tokens`` (see module doc).
 
-    ``bias`` (vocab,) is added to every logit (the calibrated loss).
+    ``bias`` (vocab,) is the output-logit bias of the calibrated loss: it replaces the model's
+    own output bias (if the model has one), as the paper's calibration does.
     """
     sums, T = sequence_losses(model, tokens, plan, batch_size, max_tokens, device, bias)
     if len(sums) == 0:

@@ -1,20 +1,21 @@
 """A decoder-only transformer whose masked layers carry removable forget units.
 
 One readable file. It expresses GPT-Neo-style shapes (LayerNorm, GELU, learned positions,
-tied embeddings, optional no-scaling attention) and Llama-style ones (RMSNorm, SwiGLU,
-rotary positions, untied head).
+tied embeddings, optional no-scaling attention, global / local attention layers, an output
+bias) and Llama-style ones (RMSNorm, SwiGLU, rotary positions, untied head).
 
 Layout that makes SGTM cheap: in every masked layer the forget units are the *last*
 ``forget_heads`` heads and the *last* ``forget_mlp_units`` MLP units. Q, K, V are separate
 projections, so every forget slice is one contiguous range:
 rows ``[r, n)`` of q/k/v/up/gate weights (and biases), columns ``[r, n)`` of o/down weights.
-Each step's ``Mode`` and the strategy's ``Routing`` decide per layer how the two halves are
-computed:
+Each step's ``Mode`` and the strategy's ``Routing`` decide per masked layer how the two
+halves are computed; unmasked layers always run plainly:
 
 - ``Mode.RETAIN``: only the retain slices are multiplied (forget units cost nothing and
   their output is exactly that of the zero-ablated model).
-- ``Mode.FORGET`` with ``Routing.FREEZE_RETAIN`` (SGTM): the retain weight slices are used
-  detached, so autograd never computes their weight gradients (input gradients still flow).
+- ``Mode.FORGET`` with ``Routing.FREEZE_RETAIN`` (SGTM): the retain weight slices and the
+  output-projection biases are used detached, so autograd never computes their weight
+  gradients (input gradients still flow).
 - ``Routing.DETACH_ACTIVATIONS`` (gradient routing): retain units' activations are detached.
 - ``Routing.ZERO_ACTIVATIONS`` (activation masking): retain units' activations are zeroed.
 """
@@ -55,7 +56,8 @@ class StepPlan:
 
     mode: Mode = Mode.DEFAULT
     routing: Routing = Routing.NONE
-    freeze_shared: bool = False  # detach shared params and unmasked layers (mask_shared)
+    # mask_shared: detach the embeddings (so a tied head) and the norms of masked layers
+    freeze_shared: bool = False
 
     @property
     def ablate_forget(self) -> bool:
@@ -64,12 +66,6 @@ class StepPlan:
     @property
     def route_retain(self) -> Routing:
         return self.routing if self.mode is Mode.FORGET else Routing.NONE
-
-    def freezes_sublayer(self, forget_units: int) -> bool:
-        """Whether a sublayer with ``forget_units`` forget heads / MLP units learns nothing
-        this step: on an SGTM forget step every projection of a sublayer without forget
-        units is retain-only, so it is used detached (no useless weight gradients)."""
-        return forget_units == 0 and self.route_retain is Routing.FREEZE_RETAIN
 
 
 PLAIN = StepPlan()
@@ -208,10 +204,14 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     """Multi-head causal self-attention; heads [n_heads - forget_heads, n_heads) are forget."""
 
-    def __init__(self, cfg: ModelConfig, n_heads: int, forget_heads: int) -> None:
+    def __init__(
+        self, cfg: ModelConfig, n_heads: int, forget_heads: int, masked: bool, local: bool
+    ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.forget_heads = forget_heads
+        self.masked = masked  # a layer of the partition (else every step trains it plainly)
+        self.local = local  # sliding-window attention (GPT-Neo's "local" layers)
         self.head_dim = cfg.resolved_head_dim
         inner = n_heads * self.head_dim
         self.q_proj = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
@@ -229,15 +229,17 @@ class Attention(nn.Module):
         x: torch.Tensor,
         plan: StepPlan,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
+        local_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
         hs = self.head_dim
-        ablate = plan.ablate_forget and self.forget_heads > 0
-        routing = plan.route_retain if self.forget_heads > 0 else Routing.NONE
+        ablate = plan.ablate_forget and self.masked and self.forget_heads > 0
+        routing = plan.route_retain if self.masked else Routing.NONE
         n_retain = self.retain_heads * hs
-        freeze_all = plan.freezes_sublayer(self.forget_heads)
+        # An SGTM forget step learns nothing in a masked sublayer without forget units.
+        freeze_all = routing is Routing.FREEZE_RETAIN and self.forget_heads == 0
         if freeze_all:
-            ablate, routing = False, Routing.NONE
+            routing = Routing.NONE
         heads = self.retain_heads if ablate else self.n_heads
         qkv = []
         for proj in (self.q_proj, self.k_proj, self.v_proj):
@@ -248,13 +250,18 @@ class Attention(nn.Module):
         if rope is not None:
             cos, sin = rope[0][:T], rope[1][:T]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
+        if self.local and local_mask is not None and T > 1:
+            mask = local_mask[:T, :T]  # (T, T), True where a position may attend
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         y = _route(y, self.retain_heads, routing, dim=1)  # heads are dim 1 of (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, heads * hs)  # (B, T, nh*hs)
         w_o = _w(self.o_proj.weight, freeze_all)
         if ablate:
             w_o = w_o[:, :n_retain]
-        b_o = _w(self.o_proj.bias, plan.freeze_shared)  # bias is shared
+        # The output bias of a masked layer is a retain parameter (the paper's App. F).
+        b_o = _w(self.o_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)
         if routing is Routing.FREEZE_RETAIN:
             return forget_grad_linear(y, w_o, b_o, 1, n_retain)
         return F.linear(y, w_o, b_o)
@@ -263,10 +270,11 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     """GELU or SwiGLU MLP; hidden units [d_ff - forget_units, d_ff) are forget units."""
 
-    def __init__(self, cfg: ModelConfig, d_ff: int, forget_units: int) -> None:
+    def __init__(self, cfg: ModelConfig, d_ff: int, forget_units: int, masked: bool) -> None:
         super().__init__()
         self.d_ff = d_ff
         self.forget_units = forget_units
+        self.masked = masked
         self.gated = cfg.mlp == "swiglu"
         self.up_proj = nn.Linear(cfg.d_model, d_ff, bias=cfg.bias)
         self.gate_proj = nn.Linear(cfg.d_model, d_ff, bias=cfg.bias) if self.gated else None
@@ -277,11 +285,11 @@ class MLP(nn.Module):
         return self.d_ff - self.forget_units
 
     def forward(self, x: torch.Tensor, plan: StepPlan) -> torch.Tensor:
-        ablate = plan.ablate_forget and self.forget_units > 0
-        routing = plan.route_retain if self.forget_units > 0 else Routing.NONE
-        freeze_all = plan.freezes_sublayer(self.forget_units)
+        ablate = plan.ablate_forget and self.masked and self.forget_units > 0
+        routing = plan.route_retain if self.masked else Routing.NONE
+        freeze_all = routing is Routing.FREEZE_RETAIN and self.forget_units == 0
         if freeze_all:
-            ablate, routing = False, Routing.NONE
+            routing = Routing.NONE
         r = self.retain_units
         up = _split_linear(
             x, _w(self.up_proj.weight, freeze_all), _w(self.up_proj.bias, freeze_all),
@@ -299,27 +307,10 @@ class MLP(nn.Module):
         w_d = _w(self.down_proj.weight, freeze_all)
         if ablate:
             w_d = w_d[:, :r]
-        b_d = _w(self.down_proj.bias, plan.freeze_shared)  # bias is shared
+        b_d = _w(self.down_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)  # retain
         if routing is Routing.FREEZE_RETAIN:
             return forget_grad_linear(h, w_d, b_d, 1, r)
         return F.linear(h, w_d, b_d)
-
-
-class Block(nn.Module):
-    def __init__(
-        self, cfg: ModelConfig, n_heads: int, d_ff: int, forget_heads: int, forget_units: int
-    ) -> None:
-        super().__init__()
-        self.norm1 = make_norm(cfg)
-        self.attn = Attention(cfg, n_heads, forget_heads)
-        self.norm2 = make_norm(cfg)
-        self.mlp = MLP(cfg, d_ff, forget_units)
-
-    def forward(self, x: torch.Tensor, plan: StepPlan, rope) -> torch.Tensor:
-        # norms and output biases are shared and follow plan.freeze_shared
-        x = x + self.attn(self.norm1(x, plan.freeze_shared), plan, rope)
-        x = x + self.mlp(self.norm2(x, plan.freeze_shared), plan)
-        return x
 
 
 @dataclass(frozen=True)
@@ -330,6 +321,27 @@ class LayerShape:
     d_ff: int
     forget_heads: int = 0
     forget_mlp_units: int = 0
+    masked: bool = False  # in the partition: its projections are retain / forget parameters
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: LayerShape, local: bool) -> None:
+        super().__init__()
+        self.norm1 = make_norm(cfg)
+        self.attn = Attention(cfg, shape.n_heads, shape.forget_heads, shape.masked, local)
+        self.norm2 = make_norm(cfg)
+        self.mlp = MLP(cfg, shape.d_ff, shape.forget_mlp_units, shape.masked)
+
+    @property
+    def masked(self) -> bool:
+        return self.attn.masked
+
+    def forward(self, x: torch.Tensor, plan: StepPlan, rope, local_mask=None) -> torch.Tensor:
+        # the norms of a masked layer are shared parameters that mask_shared masks
+        freeze_norms = plan.freeze_shared and self.masked
+        x = x + self.attn(self.norm1(x, freeze_norms), plan, rope, local_mask)
+        x = x + self.mlp(self.norm2(x, freeze_norms), plan)
+        return x
 
 
 class GPT(nn.Module):
@@ -348,10 +360,19 @@ class GPT(nn.Module):
             nn.Embedding(cfg.context, cfg.d_model) if cfg.positions == "learned" else None
         )
         self.blocks = nn.ModuleList(
-            Block(cfg, s.n_heads, s.d_ff, s.forget_heads, s.forget_mlp_units) for s in layer_shapes
+            Block(cfg, s, cfg.attention_type(i) == "local") for i, s in enumerate(layer_shapes)
         )
         self.norm_f = make_norm(cfg)
         self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        # The paper's models add a trainable logit bias that every batch trains.
+        self.output_bias = nn.Parameter(torch.zeros(cfg.vocab_size)) if cfg.output_bias else None
+        if cfg.has_local_attention and cfg.local_window < cfg.context:
+            i = torch.arange(cfg.context)
+            offset = i[:, None] - i[None, :]  # (T, T): query position - key position
+            local = (offset >= 0) & (offset < cfg.local_window)
+            self.register_buffer("local_mask", local, persistent=False)
+        else:
+            self.local_mask = None  # the window covers the context: local equals causal
         if cfg.positions == "rope":
             cos, sin = rope_tables(cfg.resolved_head_dim, cfg.context, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -376,13 +397,21 @@ class GPT(nn.Module):
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, 0.0, std)
+        if self.output_bias is not None:
+            nn.init.zeros_(self.output_bias)
 
-    def set_forget_units(self, forget_heads: list[int], forget_mlp_units: list[int]) -> None:
-        """Declare how many trailing heads / MLP units of each layer are forget units."""
+    def set_forget_units(
+        self, forget_heads: list[int], forget_mlp_units: list[int], masked: list[bool] | None = None
+    ) -> None:
+        """Declare which layers are masked and how many trailing heads / MLP units of each
+        are forget units (``masked`` default: the layers that have forget units)."""
+        if masked is None:
+            masked = [fh > 0 or fu > 0 for fh, fu in zip(forget_heads, forget_mlp_units)]
         shapes = []
-        for block, fh, fu, s in zip(self.blocks, forget_heads, forget_mlp_units, self.layer_shapes):
+        for block, fh, fu, m, s in zip(self.blocks, forget_heads, forget_mlp_units, masked, self.layer_shapes):
             block.attn.forget_heads, block.mlp.forget_units = fh, fu
-            shapes.append(LayerShape(s.n_heads, s.d_ff, fh, fu))
+            block.attn.masked = block.mlp.masked = bool(m)
+            shapes.append(LayerShape(s.n_heads, s.d_ff, fh, fu, bool(m)))
         self.layer_shapes = shapes
 
     @property
@@ -402,20 +431,27 @@ class GPT(nn.Module):
             x = x + _w(self.pos_embed.weight, fs)[:T]
         rope = (self.rope_cos, self.rope_sin) if self.rope_cos is not None else None
         for i, block in enumerate(self.blocks):
-            x = block(x, plan, rope)
+            x = block(x, plan, rope, self.local_mask)
             if upto is not None and i == upto:
                 return x
-        return self.norm_f(x, fs)
+        return self.norm_f(x)  # the final norm is never masked
 
     def forward(
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         plan: StepPlan = PLAIN,
+        output_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits (B, T, vocab), or the mean next-token loss when ``targets`` is given."""
+        """Logits (B, T, vocab), or the mean next-token loss when ``targets`` is given.
+
+        ``output_bias`` (vocab,) replaces the model's own output bias (none: no bias), as
+        logit calibration does.
+        """
         x = self.hidden_states(idx, plan)
-        logits = F.linear(x, _w(self.output_weight, plan.freeze_shared))
+        tied = self.lm_head is None  # mask_shared masks a tied head with the embeddings
+        bias = self.output_bias if output_bias is None else output_bias
+        logits = F.linear(x, _w(self.output_weight, plan.freeze_shared and tied), bias)
         if targets is None:
             return logits
         # Low-precision logits are upcast for the loss; float64 stays float64.

@@ -1,23 +1,29 @@
 """The forget/retain partition as data, and every generic operation over it.
 
-A :class:`Partition` maps each parameter name to its forget slices: half-open index ranges
-along one dimension. Every element of every parameter is exactly one of
+A :class:`Partition` maps the name of every projection parameter of a *masked* layer to its
+forget slices: half-open index ranges along one dimension (none for a parameter that is
+all retain). Every element of every parameter is exactly one of
 
 - *forget*: inside a forget range;
-- *retain*: outside the forget ranges of a projection parameter (q/k/v/o, up/gate/down
-  weights, and the q/k/v/up/gate biases);
-- *shared*: embeddings, position embeddings, norms, output head, and the output-projection
-  biases (``o_proj.bias``, ``down_proj.bias``).
+- *retain*: any other element of a parameter the partition names — the q/k/v/o and
+  up/gate/down weights of masked layers, their q/k/v/up/gate biases, and their
+  output-projection biases (``o_proj.bias``, ``down_proj.bias``: a forget step never
+  updates them, as in the paper's code);
+- *shared*: every parameter the partition does not name: embeddings, norms, the output
+  head and output bias, and every parameter of an unmasked layer (trained by every step).
+  ``mask_shared`` additionally masks, on forget steps, the embeddings (so a tied head) and
+  the norms of masked layers (:func:`mask_shared_names`).
 
-It is computed once from config, saved as ``partition.json`` (format of DESIGN §3:
-``{name: {"dim": d, "forget": [[start, stop], ...]}}`` for names with forget slices), and
-drives gradient masking, ablation, pruning and optimizer parameter groups — written once,
-for every strategy.
+It is computed once from config, saved as ``partition.json``
+(``{name: {"dim": d, "forget": [[start, stop], ...]}}``; an empty list marks an all-retain
+parameter of a masked layer), and drives gradient masking, ablation, pruning and optimizer
+parameter groups — written once, for every strategy.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +35,13 @@ import torch.nn as nn
 from excise.config import ModelConfig, PartitionConfig
 from excise.model.gpt import GPT, LayerShape
 
-SHARED_SUFFIXES = ("o_proj.bias", "down_proj.bias")
-PROJECTION_SUFFIXES = (
-    "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
-    "q_proj.bias", "k_proj.bias", "v_proj.bias",
-    "up_proj.weight", "up_proj.bias", "gate_proj.weight", "gate_proj.bias",
-    "down_proj.weight",
-)  # fmt: skip
+_LAYER = re.compile(r"^blocks\.(\d+)\.")
 
 
-def is_shared_name(name: str) -> bool:
-    """Shared parameters: everything that is not a unit-owning projection slice."""
-    return name.endswith(SHARED_SUFFIXES) or not name.endswith(PROJECTION_SUFFIXES)
+def layer_of(name: str) -> int | None:
+    """The block index of a parameter name (None for embeddings, final norm, head)."""
+    m = _LAYER.match(name)
+    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,27 @@ class ForgetSlices:
     def to_json(self) -> dict:
         return {"dim": self.dim, "forget": [list(r) for r in self.ranges]}
 
+    @property
+    def width(self) -> int:
+        return sum(b - a for a, b in self.ranges)
+
 
 @dataclass(frozen=True)
 class Partition:
-    """Forget slices per parameter name (names absent here have no forget elements)."""
+    """Forget slices of every retain / forget parameter (names absent here are shared)."""
 
     slices: dict[str, ForgetSlices] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return not self.slices
+
+    @property
+    def masked_layers(self) -> list[int]:
+        return sorted({i for name in self.slices if (i := layer_of(name)) is not None})
+
+    def is_shared(self, name: str) -> bool:
+        return name not in self.slices
 
     def forget_mask(self, name: str, param: torch.Tensor) -> torch.Tensor:
         """Boolean tensor shaped like ``param``: True on forget elements."""
@@ -73,7 +85,7 @@ class Partition:
 
     def retain_mask(self, name: str, param: torch.Tensor) -> torch.Tensor:
         """True on retain elements (never on shared ones)."""
-        if is_shared_name(name):
+        if self.is_shared(name):
             return torch.zeros(param.shape, dtype=torch.bool, device=param.device)
         return ~self.forget_mask(name, param)
 
@@ -98,29 +110,48 @@ class Partition:
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def mask_shared_names(model: nn.Module, partition: Partition) -> frozenset[str]:
+    """Shared parameters that ``mask_shared`` masks on forget steps: token and position
+    embeddings (a tied head is the token embedding) and the norms of masked layers. Never
+    the final norm, the output bias, an untied head or an unmasked layer."""
+    layers = set(partition.masked_layers)
+    names = set()
+    for name, _ in model.named_parameters():
+        if name in ("embed.weight", "pos_embed.weight"):
+            names.add(name)
+        elif layer_of(name) in layers and ".norm" in name and partition.is_shared(name):
+            names.add(name)
+    return frozenset(names)
+
+
 def build_partition(model: GPT) -> Partition:
-    """The partition a model's declared forget units imply (forget units are the last ones)."""
+    """The partition a model's declared masked layers and forget units imply (forget units
+    are the last ones of each layer)."""
     slices: dict[str, ForgetSlices] = {}
     for i, block in enumerate(model.blocks):
+        if not block.masked:
+            continue
         attn, mlp = block.attn, block.mlp
-        if attn.forget_heads:
-            hs = attn.head_dim
-            rows = ((attn.retain_heads * hs, attn.n_heads * hs),)
-            for proj in ("q_proj", "k_proj", "v_proj"):
-                slices[f"blocks.{i}.attn.{proj}.weight"] = ForgetSlices(0, rows)
-                if getattr(attn, proj).bias is not None:
-                    slices[f"blocks.{i}.attn.{proj}.bias"] = ForgetSlices(0, rows)
-            slices[f"blocks.{i}.attn.o_proj.weight"] = ForgetSlices(1, rows)
-        if mlp.forget_units:
-            rows = ((mlp.retain_units, mlp.d_ff),)
-            for proj in ("up_proj", "gate_proj"):
-                lin = getattr(mlp, proj)
-                if lin is None:
-                    continue
-                slices[f"blocks.{i}.mlp.{proj}.weight"] = ForgetSlices(0, rows)
-                if lin.bias is not None:
-                    slices[f"blocks.{i}.mlp.{proj}.bias"] = ForgetSlices(0, rows)
-            slices[f"blocks.{i}.mlp.down_proj.weight"] = ForgetSlices(1, rows)
+        hs = attn.head_dim
+        heads = ((attn.retain_heads * hs, attn.n_heads * hs),) if attn.forget_heads else ()
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            slices[f"blocks.{i}.attn.{proj}.weight"] = ForgetSlices(0, heads)
+            if getattr(attn, proj).bias is not None:
+                slices[f"blocks.{i}.attn.{proj}.bias"] = ForgetSlices(0, heads)
+        slices[f"blocks.{i}.attn.o_proj.weight"] = ForgetSlices(1, heads)
+        if attn.o_proj.bias is not None:
+            slices[f"blocks.{i}.attn.o_proj.bias"] = ForgetSlices(0, ())
+        units = ((mlp.retain_units, mlp.d_ff),) if mlp.forget_units else ()
+        for proj in ("up_proj", "gate_proj"):
+            lin = getattr(mlp, proj)
+            if lin is None:
+                continue
+            slices[f"blocks.{i}.mlp.{proj}.weight"] = ForgetSlices(0, units)
+            if lin.bias is not None:
+                slices[f"blocks.{i}.mlp.{proj}.bias"] = ForgetSlices(0, units)
+        slices[f"blocks.{i}.mlp.down_proj.weight"] = ForgetSlices(1, units)
+        if mlp.down_proj.bias is not None:
+            slices[f"blocks.{i}.mlp.down_proj.bias"] = ForgetSlices(0, ())
     return Partition(slices)
 
 
@@ -140,27 +171,42 @@ def build_model(
         model.set_forget_units(
             [pcfg.forget_heads if i in layers else 0 for i in range(cfg.n_layers)],
             [pcfg.forget_mlp_units if i in layers else 0 for i in range(cfg.n_layers)],
+            [i in layers for i in range(cfg.n_layers)],
         )
     return model, build_partition(model)
 
 
-def apply_partition(model: GPT, partition: Partition) -> None:
-    """Declare on ``model`` the forget units a loaded ``partition`` describes."""
+def apply_partition(model: GPT, partition: Partition) -> Partition:
+    """Declare on ``model`` the masked layers and forget units a loaded ``partition``
+    describes; returns the model's full partition.
+
+    A ``partition.json`` written before output-projection biases and all-retain parameters
+    were listed names only the parameters with forget slices; its masked layers are the
+    layers it names, and the returned partition lists the rest of them.
+    """
+    if partition.empty:
+        return partition
 
     def width(name: str) -> int:
         sl = partition.slices.get(name)
-        return sum(b - a for a, b in sl.ranges) if sl else 0
+        return sl.width if sl else 0
 
+    layers = set(partition.masked_layers)
     heads, units = [], []
     for i, block in enumerate(model.blocks):
         heads.append(width(f"blocks.{i}.attn.q_proj.weight") // block.attn.head_dim)
         units.append(width(f"blocks.{i}.mlp.up_proj.weight"))
-    model.set_forget_units(heads, units)
-    if build_partition(model).slices != partition.slices:
+    model.set_forget_units(heads, units, [i in layers for i in range(len(model.blocks))])
+    full = build_partition(model)
+    stated = {k: v for k, v in partition.slices.items() if v.ranges}
+    implied = {k: v for k, v in full.slices.items() if v.ranges}
+    unknown = set(partition.slices) - set(full.slices)
+    if stated != implied or unknown:
         raise ValueError(
             "partition does not fit the model: forget slices must be the last heads / MLP "
             "units of each layer of this shape"
         )
+    return full
 
 
 # ---------------------------------------------------------------------------------------
@@ -173,11 +219,12 @@ def mask_gradients(
 ) -> None:
     """Zero gradients so that only ``keep`` elements (``forget`` or ``retain``) may learn.
 
-    ``keep="forget"`` (a forget step): retain elements get zero gradient, and shared ones too
-    when ``mask_shared``. ``keep="retain"``: forget elements get zero gradient. Parameters
+    ``keep="forget"`` (a forget step): retain elements get zero gradient, and so do the
+    shared parameters of :func:`mask_shared_names` when ``mask_shared``. ``keep="retain"``: forget elements get zero gradient. Parameters
     without a gradient get an explicit zero one, so that a single AdamW still applies
     momentum and weight decay to them exactly as the paper's code does.
     """
+    masked_shared = mask_shared_names(model, partition) if mask_shared and keep == "forget" else ()
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -186,13 +233,10 @@ def mask_gradients(
             continue
         s = partition.slices.get(name)
         if keep == "forget":
-            if is_shared_name(name):
-                if mask_shared:
-                    p.grad.zero_()
-            elif s is None:
-                p.grad.zero_()
-            else:
+            if s is not None:
                 _zero_outside(p.grad, s)
+            elif name in masked_shared:
+                p.grad.zero_()
         elif s is not None:
             for start, stop in s.ranges:
                 p.grad.narrow(s.dim, start, stop - start).zero_()
@@ -281,6 +325,7 @@ def prune(model: GPT, partition: Partition) -> GPT:
     shapes = []
     for s, block in zip(model.layer_shapes, model.blocks):
         shapes.append(LayerShape(s.n_heads - block.attn.forget_heads, s.d_ff - block.mlp.forget_units))
+    # (the pruned model has no partition: its layers are plain)
     reference = next(model.parameters())
     # Same dtype and device as the source (a float64 or GPU model stays one).
     pruned = GPT(cfg, shapes).to(device=reference.device, dtype=reference.dtype)
@@ -303,7 +348,7 @@ def count_elements(model: nn.Module, partition: Partition) -> dict[str, int]:
     """Number of shared / retain / forget elements."""
     counts = {"shared": 0, "retain": 0, "forget": 0}
     for name, p in model.named_parameters():
-        if is_shared_name(name):
+        if partition.is_shared(name):
             counts["shared"] += p.numel()
             continue
         f = int(partition.forget_mask(name, p).sum())

@@ -3,16 +3,20 @@
 A strategy is a small value object, not a class hierarchy: which routing its forget steps
 use in the forward pass, and whether gradients are masked after backward.
 
-- ``sgtm``: forget steps zero the gradients of retain parameters (and of shared ones under
-  ``mask_shared``). The forward pass additionally uses retain weight slices detached, so
-  their useless weight gradients are never computed; the post-backward mask makes the
-  result exact whatever the forward did.
+- ``sgtm``: forget steps zero the gradients of retain parameters (output-projection biases
+  of masked layers included), and under ``mask_shared`` those of the embeddings and of the
+  masked layers' norms; unmasked layers, the final norm and the output bias learn. The
+  forward pass additionally uses retain weight slices detached, so their useless weight
+  gradients are never computed; the post-backward mask makes the result exact whatever the
+  forward did.
 - ``gradient_routing`` (Cloud et al. 2024): forget steps detach retain units' activations
   in the forward pass; no gradient masking afterwards.
 - ``activation_masking``: forget steps zero retain units' activations in the forward pass,
   so forget data is processed by forget units (and shared parameters) only.
 
-On retain steps every strategy runs the forward with forget units ablated.
+On retain steps every strategy runs the forward with forget units ablated. Under
+``mask_shared`` every strategy's forget steps leave the embeddings and masked layers' norms
+without gradient (detached in the forward pass).
 """
 
 from __future__ import annotations

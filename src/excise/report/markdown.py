@@ -340,8 +340,8 @@ def rmu_ratio(records: list[RunRecord]) -> list[str]:
 
 
 # Training settings that change what a model learns; device, threads and the like do not.
-COMPARABLE_TRAIN_KEYS = ("steps", "batch_size", "lr", "min_lr_ratio", "warmup_steps", "schedule",
-                         "weight_decay", "beta1", "beta2", "grad_clip", "init_from")  # fmt: skip
+COMPARABLE_TRAIN_KEYS = ("steps", "batch_size", "lr", "min_lr_ratio", "warmup_steps", "warmup_start", "schedule",
+                         "weight_decay", "weight_decay_on", "beta1", "beta2", "grad_clip", "init_from")  # fmt: skip
 
 
 def _comparable(r: RunRecord) -> tuple:

@@ -1,10 +1,12 @@
 """Optimizers: one AdamW (``masking: grads``) or a partition-aware AdamW (``masking: updates``).
 
-``PartitionedAdamW`` runs AdamW over three element groups — shared, retain, forget — of the
-same parameter tensors. Forget slices are contiguous suffixes, so each group is a set of
-views; each group keeps its own moments and step count. A step updates only the groups it
-is told to, so on a forget step retain (and, under ``mask_shared``, shared) elements stay
-bit-identical, weight decay and momentum included.
+``PartitionedAdamW`` runs AdamW over four element groups of the same parameter tensors:
+``shared`` (never masked: final norm, output bias, untied head, unmasked layers),
+``masked_shared`` (the shared parameters ``mask_shared`` masks: embeddings and the norms of
+masked layers), ``retain`` and ``forget``. Forget slices are contiguous suffixes, so each
+group is a set of views; each group keeps its own moments and step count. A step updates
+only the groups it is told to, so on a forget step retain (and, under ``mask_shared``,
+masked-shared) elements stay bit-identical, weight decay and momentum included.
 """
 
 from __future__ import annotations
@@ -15,32 +17,37 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from excise.model.partition import Partition, is_shared_name
+from excise.model.partition import Partition, mask_shared_names
 
-GROUPS = ("shared", "retain", "forget")
-
-
-def decays(name: str, p: torch.Tensor) -> bool:
-    """Weight decay applies to matrices (projections, embeddings), not to biases or norms."""
-    return p.dim() >= 2
+GROUPS = ("shared", "masked_shared", "retain", "forget")
 
 
-def adamw_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def decays(p: torch.Tensor, decay_on: str = "matrices") -> bool:
+    """Whether weight decay applies: to matrices (projections, embeddings) only, or to every
+    tensor (``decay_on="all"``, the paper's code: biases and norms too)."""
+    return decay_on == "all" or p.dim() >= 2
+
+
+def adamw_param_groups(model: nn.Module, weight_decay: float, decay_on: str = "matrices") -> list[dict]:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:
-            (decay if decays(name, p) else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            (decay if decays(p, decay_on) else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
 
 
-def make_adamw(model: nn.Module, lr: float, betas, weight_decay: float, device: str) -> torch.optim.AdamW:
+def make_adamw(
+    model: nn.Module, lr: float, betas, weight_decay: float, device: str, decay_on: str = "matrices"
+) -> torch.optim.AdamW:
     # Fused AdamW exists on CPU too and is several times faster there than foreach
     # (benchmarks/README.md); the update rule is the same.
     kwargs = {"fused": True}
-    return torch.optim.AdamW(adamw_param_groups(model, weight_decay), lr=lr, betas=betas, **kwargs)
+    return torch.optim.AdamW(
+        adamw_param_groups(model, weight_decay, decay_on), lr=lr, betas=betas, **kwargs
+    )
 
 
 @dataclass
@@ -67,18 +74,21 @@ class PartitionedAdamW:
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        decay_on: str = "matrices",
     ) -> None:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.segments: dict[str, list[_Segment]] = {g: [] for g in GROUPS}
+        masked_shared = mask_shared_names(model, partition)
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
-            dec = decays(name, p)
-            if is_shared_name(name):
-                self.segments["shared"].append(_Segment(f"{name}:shared", p, 0, 0, p.shape[0], dec))
-                continue
+            dec = decays(p, decay_on)
             s = partition.slices.get(name)
             if s is None:
+                group = "masked_shared" if name in masked_shared else "shared"
+                self.segments[group].append(_Segment(f"{name}:{group}", p, 0, 0, p.shape[0], dec))
+                continue
+            if not s.ranges:
                 self.segments["retain"].append(_Segment(f"{name}:retain", p, 0, 0, p.shape[0], dec))
                 continue
             (start, stop), = s.ranges  # one suffix range by construction

@@ -1,9 +1,9 @@
 """One optimizer step of any method: micro-batches, all-reduce, masking, clipping, update.
 
-The order is fixed by DESIGN §1 and the engine issue: forward/backward every micro-batch
-(gradient sync only once, after the last), then the strategy's gradient mask (after the
-all-reduce, same label on every rank), then clipping, then the optimizer. Filters skip a
-step entirely before any of this happens (the caller decides).
+The order: forward/backward every micro-batch (gradient sync only once, after the last),
+then the strategy's gradient mask (after the all-reduce, same label on every rank), then
+clipping of the masked gradients' global norm, then the optimizer. Filters skip a step
+entirely before any of this happens (the caller decides).
 """
 
 from __future__ import annotations
@@ -39,8 +39,16 @@ class StepResult:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine / linear decay to min_lr_ratio."""
+    """Learning rate at ``step``: linear warm-up, then cosine / linear decay to min_lr_ratio.
+
+    Warm-up: from ``warmup_start`` x lr at step 0 to lr at step ``warmup_steps`` (torch's
+    ``LinearLR``, as the paper's code), or by default from lr / warmup_steps at step 0 to lr
+    at step warmup_steps - 1. Decay runs over the remaining steps (cosine: torch's
+    ``CosineAnnealingLR`` with ``eta_min = min_lr_ratio x lr``).
+    """
     if cfg.warmup_steps and step < cfg.warmup_steps:
+        if cfg.warmup_start is not None:
+            return cfg.lr * (cfg.warmup_start + (1.0 - cfg.warmup_start) * step / cfg.warmup_steps)
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant" or cfg.steps <= cfg.warmup_steps:
         return cfg.lr
@@ -54,17 +62,20 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def build_optimizer(model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str):
     betas = (train.beta1, train.beta2)
     if method.partitioned and method.masking == "updates":
-        return PartitionedAdamW(model, partition, lr=train.lr, betas=betas, weight_decay=train.weight_decay)
-    return make_adamw(model, train.lr, betas, train.weight_decay, device)
+        return PartitionedAdamW(
+            model, partition, lr=train.lr, betas=betas, weight_decay=train.weight_decay,
+            decay_on=train.weight_decay_on,
+        )  # fmt: skip
+    return make_adamw(model, train.lr, betas, train.weight_decay, device, train.weight_decay_on)
 
 
 def update_groups(mode: Mode, mask_shared: bool) -> tuple[str, ...]:
     """Element groups a ``masking: updates`` step may change."""
     if mode is Mode.FORGET:
-        return ("forget",) if mask_shared else ("forget", "shared")
+        return ("forget", "shared") if mask_shared else ("forget", "shared", "masked_shared")
     if mode is Mode.RETAIN:
-        return ("retain", "shared")
-    return ("shared", "retain", "forget")
+        return ("retain", "shared", "masked_shared")
+    return ("shared", "masked_shared", "retain", "forget")
 
 
 def set_lr(optimizer, lr: float) -> None:
@@ -135,12 +146,13 @@ def train_step(
     all_reduce_grads(model)
     if strategy is not None:
         strategy.after_backward(model, partition, mode, method.mask_shared)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads)
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     if check_finite and not torch.isfinite(norm):
         raise NonFiniteError(f"gradient of {first_nonfinite_grad(model)}")
     if train.grad_clip > 0:
-        torch.nn.utils.clip_grads_with_norm_(grads, train.grad_clip, norm)
+        # takes the parameters (it scales their .grad), not the gradient tensors
+        torch.nn.utils.clip_grads_with_norm_(params, train.grad_clip, norm)
     set_lr(optimizer, lr)
     if isinstance(optimizer, PartitionedAdamW):
         optimizer.step(update_groups(mode, method.mask_shared))
