@@ -41,6 +41,9 @@ VARIANTS = {
     "neo_unscaled": ("gpt_neo", NEO),
     "neo_default_scale": ("gpt_neo", NEO | {"attention_scale": None}),
     "neo_untied_no_bias": ("gpt_neo", NEO | {"tie_embeddings": False, "bias": False}),
+    # the paper's models: global and local (sliding window) layers alternate; a window of 4
+    # over 16-token inputs makes the local layers differ from global ones
+    "neo_local": ("gpt_neo", NEO | {"attention_pattern": ["global", "local"], "local_window": 4}),
     "llama": ("llama", LLAMA),
     "llama_tied_wide_heads": ("llama", LLAMA | {"tie_embeddings": True, "head_dim": 8}),
     "llama_biases": ("llama", LLAMA | {"bias": True, "qkv_bias": True, "attention_scale": 0.3}),
@@ -69,6 +72,26 @@ def test_exported_logits_match_excise(tmp_path, variant):
         torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5, msg=lambda m: f"{kind}: {m}")
         if kind != "full":  # the domain really is gone: differs from the full model
             assert not torch.allclose(got, full, atol=1e-3)
+
+
+def test_local_attention_is_not_global_attention(tmp_path):
+    """The local-window test above would prove nothing if the window changed no logit."""
+    local, _ = tiny_model(tiny_config(**VARIANTS["neo_local"][1]), PCFG)
+    glob, _ = tiny_model(tiny_config(**NEO), PCFG)
+    assert not torch.allclose(excise_logits(local), excise_logits(glob), atol=1e-3)
+    assert torch.allclose(excise_logits(local)[:, :4], excise_logits(glob)[:, :4], atol=1e-12)
+
+
+def test_a_trained_output_bias_is_refused_with_the_reason(tmp_path):
+    model, partition = tiny_model(tiny_config(**NEO, output_bias=True), PCFG)
+    assert model.output_bias is not None and model.output_bias.abs().max() > 0
+    with pytest.raises(UserError, match="output-logit bias"):
+        export_model(model, partition, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    with torch.no_grad():
+        model.output_bias.zero_()  # an untrained (zero) bias changes nothing: exportable
+    export_model(model, partition, tmp_path / "zero")
+    torch.testing.assert_close(hf_logits(tmp_path / "zero"), excise_logits(model), rtol=1e-5, atol=1e-5)
 
 
 def llama_params(V, d, L, heads, hd, ff, tied, attn_bias=False, mlp_bias=False):

@@ -19,6 +19,7 @@ PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)
 FAMILIES = {
     "neo": NEO,
     "neo_default_scale": NEO | {"attention_scale": None},
+    "neo_local": NEO | {"attention_pattern": ["global", "local"], "local_window": 4},
     "llama": LLAMA | {"bias": True, "qkv_bias": True},
     "llama_head_dim": LLAMA | {"head_dim": 8, "tie_embeddings": True},
 }

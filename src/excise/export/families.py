@@ -3,9 +3,10 @@
 Two families cover the two shapes excise trains (DESIGN §1):
 
 - ``gpt_neo`` (``GPTNeoForCausalLM``): LayerNorm + GELU (tanh) + learned positions,
-  q/k/v without bias, biases on the attention output and MLP, all-global attention. GPT-Neo
-  does not scale attention scores by 1/sqrt(head_dim), so an excise model with the default
-  scale is exported with that factor folded into the q projection.
+  q/k/v without bias, biases on the attention output and MLP, global and local (sliding
+  window) attention layers. GPT-Neo does not scale attention scores by 1/sqrt(head_dim), so
+  an excise model with the default scale is exported with that factor folded into the q
+  projection.
 - ``llama`` (``LlamaForCausalLM``): RMSNorm + SwiGLU + rotary (rotate-half) positions; any
   ``head_dim``. Missing biases are written as zeros where Llama's flags demand a bias.
 
@@ -30,7 +31,11 @@ ARCHITECTURES = {GPT_NEO: "GPTNeoForCausalLM", LLAMA: "LlamaForCausalLM"}
 
 
 def hf_family(cfg: ModelConfig) -> str:
-    """The stock family that expresses ``cfg`` exactly; ``UserError`` naming why if none does."""
+    """The stock family that expresses ``cfg`` exactly; ``UserError`` naming why if none does.
+
+    Neither family has an output-logit bias: a model trained with ``model.output_bias`` is
+    checked separately (:func:`excise.export.hf.check_output_bias`).
+    """
     shape = (cfg.norm, cfg.mlp, cfg.positions)
     if shape == ("layernorm", "gelu", "learned"):
         if cfg.qkv_bias:
@@ -47,6 +52,12 @@ def hf_family(cfg: ModelConfig) -> str:
             )
         return GPT_NEO
     if shape == ("rmsnorm", "swiglu", "rope"):
+        if cfg.has_local_attention:
+            raise UserError(
+                "model.attention_pattern with local layers cannot be exported as Llama, whose "
+                "attention is global in every layer; local attention exports with the GPT-Neo "
+                "shape (norm=layernorm, mlp=gelu, positions=learned)"
+            )
         return LLAMA
     raise UserError(
         f"no stock transformers family expresses model.norm={cfg.norm}, model.mlp={cfg.mlp}, "

@@ -93,8 +93,8 @@ def hf_config(model: GPT, family: str, special_ids: dict[str, int | None]) -> di
         return common | {
             "num_layers": cfg.n_layers,
             "num_heads": n_heads,
-            "attention_types": [[["global"], cfg.n_layers]],
-            "window_size": 256,
+            "attention_types": [[list(cfg.attention_pattern), cfg.n_layers // len(cfg.attention_pattern)]],
+            "window_size": cfg.local_window,
             "activation_function": "gelu_new",
             "layer_norm_epsilon": cfg.norm_eps,
             "resid_dropout": 0.0,
@@ -187,9 +187,22 @@ def prepare_model(
 
 
 def hf_partition(partition: Partition, family: str, n_layers: int) -> dict:
-    """The partition under transformers tensor names (same JSON format as partition.json)."""
+    """The forget slices under transformers tensor names (partition.json's format, listing
+    only tensors that have forget elements: the exported model has no masked layers)."""
     names = name_map(family, n_layers)
-    return {names[k]: v.to_json() for k, v in sorted(partition.slices.items()) if k in names}
+    return {names[k]: v.to_json() for k, v in sorted(partition.slices.items()) if k in names and v.ranges}
+
+
+def check_output_bias(model: GPT) -> None:
+    """Refuse to export an output-logit bias that the stock families cannot hold."""
+    bias = model.output_bias
+    if bias is not None and bool(bias.detach().abs().max() > 0):
+        raise UserError(
+            "this model has a trained output-logit bias (model.output_bias: true, as the "
+            "paper's recipes set it), and neither GPT-Neo nor Llama in transformers has one, "
+            "so no stock export gives the same logits; train with model.output_bias=false to "
+            "export to transformers"
+        )
 
 
 def export_model(
@@ -213,6 +226,7 @@ def export_model(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"export directory {out} exists and is not empty; choose another --out")
     family = hf_family(model.config)
+    check_output_bias(model)
     original_counts = count_elements(model, partition) if not partition.empty else None
     exported, remaining, notes, pruned_heads, pruned_mlp = prepare_model(
         model, partition, family, ablated, prune_units

@@ -57,6 +57,14 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     )
 
 
+def _shortest_period(layers: list[str]) -> list[str]:
+    """The shortest pattern whose repetition gives ``layers`` (GPT-Neo: [global, local])."""
+    for n in range(1, len(layers) + 1):
+        if len(layers) % n == 0 and layers == layers[:n] * (len(layers) // n):
+            return layers[:n]
+    return layers
+
+
 def model_config_from_hf(hf: dict) -> ModelConfig:
     """The excise ``ModelConfig`` expressing a GPT-Neo or Llama ``config.json`` exactly."""
     kind = hf.get("model_type")
@@ -65,10 +73,10 @@ def model_config_from_hf(hf: dict) -> ModelConfig:
         layers = []
         for names, count in hf.get("attention_types", [[["global", "local"], hf["num_layers"] // 2]]):
             layers += list(names) * count
-        if any(t != "global" for t in layers):
+        if len(layers) != hf["num_layers"] or any(t not in ("global", "local") for t in layers):
             raise UserError(
-                f"GPT-Neo checkpoint with local attention layers ({layers.count('local')} of "
-                f"{len(layers)}): excise models only global causal attention"
+                f"GPT-Neo attention_types {hf.get('attention_types')!r} do not give one global "
+                f"or local attention type to each of the {hf['num_layers']} layers"
             )
         if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise UserError(
@@ -82,6 +90,7 @@ def model_config_from_hf(hf: dict) -> ModelConfig:
             norm="layernorm", mlp="gelu", positions="learned", tie_embeddings=tied,
             bias=True, qkv_bias=False, attention_scale=1.0,
             norm_eps=hf.get("layer_norm_epsilon", 1e-5), init_std=hf.get("initializer_range", 0.02),
+            attention_pattern=_shortest_period(layers), local_window=hf.get("window_size", 256),
         )  # fmt: skip
     if kind == LLAMA:
         heads = hf["num_attention_heads"]
@@ -283,6 +292,7 @@ def import_hf(
     model.set_forget_units(
         [fh if i in layers else 0 for i in range(cfg.n_layers)],
         [fu if i in layers else 0 for i in range(cfg.n_layers)],
+        [i in layers for i in range(cfg.n_layers)],
     )
     return model, build_partition(model), cfg
 
