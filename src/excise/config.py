@@ -12,17 +12,9 @@ from typing import Any, Literal
 
 import yaml
 from excise.errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from excise.methods.registry import METHODS, get_method
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-METHOD_NAMES = (
-    "sgtm",
-    "gradient_routing",
-    "activation_masking",
-    "no_filter",
-    "weak_filter",
-    "strict_filter",
-)
-PARTITIONED_METHODS = ("sgtm", "gradient_routing", "activation_masking")
 DOMAINS = ("forget", "adjacent", "retain")
 
 
@@ -117,9 +109,7 @@ class PartitionConfig(Section):
 class MethodConfig(Section):
     """Training method and how SGTM-style masking is applied."""
 
-    name: Literal[
-        "sgtm", "gradient_routing", "activation_masking", "no_filter", "weak_filter", "strict_filter"
-    ] = "sgtm"
+    name: str = Field("sgtm", description="training method: " + ", ".join(METHODS))
     masking: Literal["grads", "updates"] = Field(
         "grads",
         description="grads: zero gradients, one AdamW (paper default); "
@@ -132,9 +122,15 @@ class MethodConfig(Section):
         "or unmasked layers (the paper's --mask-embeddings)",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        get_method(name)  # raises, naming the known methods
+        return name
+
     @property
     def partitioned(self) -> bool:
-        return self.name in PARTITIONED_METHODS
+        return get_method(self.name).partitioned
 
 
 class LabelsConfig(Section):

@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from excise.config import Config, load_config, save_config
 from excise.errors import UserError
+from excise.methods.registry import get_method
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition, build_model
 from excise.run import (
@@ -29,8 +30,6 @@ from excise.run import (
 from excise.train import checkpoints
 from excise.train.logger import MetricsLogger
 from excise.train.step import NonFiniteError, build_optimizer, lr_at, train_step
-
-MODES = {"forget": Mode.FORGET, "retain": Mode.RETAIN, "default": Mode.DEFAULT}
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,13 +106,8 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool, d: Dist) -> None:
 
 def step_mode(method: str, label: str, domain: str) -> Mode | None:
     """The mode of a step for ``method``, or None when the method skips the step."""
-    if method == "weak_filter":
-        return None if label == "forget" else Mode.DEFAULT
-    if method == "strict_filter":
-        return None if label == "forget" or domain in ("forget", "adjacent") else Mode.DEFAULT
-    if method == "no_filter":
-        return Mode.DEFAULT
-    return MODES[label]
+    mode = get_method(method).mode(label, domain)
+    return None if mode is None else Mode(mode)
 
 
 @dataclass

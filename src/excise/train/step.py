@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from excise.config import MethodConfig, TrainConfig
+from excise.methods.registry import get_method
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition
 from excise.model.strategies import Strategy, fill_missing_grads, get_strategy
@@ -126,7 +127,8 @@ def train_step(
     Non-partitioned methods always run ``Mode.DEFAULT``. Raises :class:`NonFiniteError`
     before touching the weights if the loss or a gradient is not finite.
     """
-    strategy: Strategy | None = get_strategy(method.name) if method.partitioned else None
+    strategy_name = get_method(method.name).strategy
+    strategy: Strategy | None = get_strategy(strategy_name) if strategy_name else None
     if strategy is None:
         mode = Mode.DEFAULT
     plan = strategy.plan(mode, method.mask_shared) if strategy else StepPlan()
