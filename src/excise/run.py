@@ -1,6 +1,6 @@
 """The run directory: what a finished (or checkpointed) run holds, and how to load it.
 
-Layout (DESIGN §3)::
+Layout (the file contract other tools read)::
 
     RUN_DIR/
       config.yaml         resolved config
@@ -125,15 +125,46 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     return LoadedRun(run_dir, config, model, partition)
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", *args], capture_output=True, text=True, timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit of the excise checkout running (None outside a git checkout)."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked source files (None: unknown)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return None if status is None else bool(status)
+
+
+# Libraries whose version can change a result: kernels (torch), tokenizer training
+# (tokenizers), array handling (numpy), file reading (datasets, pyarrow), weight files
+# (safetensors), the transformers baseline / interop (transformers).
+RESULT_LIBRARIES = ("torch", "numpy", "tokenizers", "safetensors", "transformers", "datasets", "pyarrow")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`RESULT_LIBRARIES` (None: not installed), read from the
+    package metadata so nothing heavy is imported."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in RESULT_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def run_meta(config: Config, world_size: int = 1, **extra) -> dict:
@@ -142,9 +173,13 @@ def run_meta(config: Config, world_size: int = 1, **extra) -> dict:
     meta = {
         "excise": excise.__version__,
         "torch": torch.__version__,
+        "libraries": library_versions(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "seed": config.seed,
         "world_size": world_size,
         "method": config.method.name,
