@@ -1,4 +1,4 @@
-"""The per-step data and label schedule (DESIGN §1, label noise).
+"""The per-step data and label schedule (label noise; docs/method.md).
 
 Every optimizer step trains on one batch from one *true* domain and carries one *applied*
 label. Both, and the batch's row indices, are a pure function of ``(config.seed, step)``:

@@ -1,6 +1,6 @@
 """``excise eval``: full / ablated / calibrated domain losses of a run, cached, as eval.json.
 
-Shape (DESIGN §3)::
+Shape (the file contract other tools read)::
 
     {"full":       {"forget": x, "retain": y, "adjacent": z},
      "ablated":    {...},            # partitioned runs only (forget units zeroed)

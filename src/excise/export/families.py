@@ -1,6 +1,6 @@
 """Which stock transformers architecture expresses an excise model, and the weight mapping.
 
-Two families cover the two shapes excise trains (DESIGN §1):
+Two families cover the two shapes excise trains:
 
 - ``gpt_neo`` (``GPTNeoForCausalLM``): LayerNorm + GELU (tanh) + learned positions,
   q/k/v without bias, biases on the attention output and MLP, global and local (sliding

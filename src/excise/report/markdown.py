@@ -318,7 +318,7 @@ def training_table(records: list[RunRecord]) -> list[list[Any]]:
 
 
 def rmu_ratio(records: list[RunRecord]) -> list[str]:
-    """Lines comparing each attacked method's steps-to-recover with RMU's (DESIGN §4: ≥ 7x):
+    """Lines comparing each attacked method's steps-to-recover with RMU's (the paper: ≥ 7x):
     the RMU run of the same seed when there is one, else the fastest-recovering RMU run."""
     rmu = [r for r in records if r.kind == "unlearn" and r.relearn and r.relearn.get("steps_to_recover")]
     if not rmu:
@@ -372,7 +372,7 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[list[Any]], list[list[An
     """Each released model against the no-filter and weak-filter runs of its own seed.
 
     Per run: retain loss relative to the no-filter model (%) and forget loss minus the weak
-    filter's at the same recall (nats) — the comparison DESIGN's bars are stated in, taken
+    filter's at the same recall (nats) — the comparison docs/method.md describes, taken
     seed by seed so that seed-to-seed swings of the baselines cancel. Returns (per-run rows,
     per-label mean ± standard deviation rows); both empty when no run has a partner.
     """
@@ -643,7 +643,7 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
                     f"{unlearn}. {len(recs)} runs.", ""]  # fmt: skip
     out += ["Losses are mean next-token losses in nats on held-out test text. *Released* model: "
             "the ablated model for SGTM-style methods, the model itself otherwise; *calibrated*: "
-            "after fitting only an output-logit bias (DESIGN §1).", ""]  # fmt: skip
+            "after fitting only an output-logit bias (docs/method.md).", ""]  # fmt: skip
 
     no_eval = [r.name for r in records if r.eval is None]
     if no_eval:
