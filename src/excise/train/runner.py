@@ -93,7 +93,9 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool, d: Dist) -> None:
     if d.main:
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} exists and is not a directory")
-        non_empty = out.is_dir() and any(out.iterdir())
+        # a lone .lock is what a run that failed before writing anything leaves (the lock is
+        # free: train() checked), so it does not make the directory a run to protect
+        non_empty = out.is_dir() and any(p.name != checkpoints.LOCK for p in out.iterdir())
         if non_empty and not resume:
             if not overwrite:
                 raise UserError(
