@@ -7,7 +7,10 @@
 - :mod:`excise.export.lmeval`: lm-evaluation-harness on an export (optional ``lmeval`` extra).
 
 transformers is an optional dependency (the ``hf`` extra) and is only imported where needed.
+Calling the package, ``excise.export(run, out, ...)``, is :func:`excise.api.export`.
 """
+
+from excise._callable import make_callable
 
 from excise.export.families import hf_family
 from excise.export.hf import ExportResult, cli_export, export_hf, export_model
@@ -24,3 +27,5 @@ __all__ = [
     "load_hf_as_gpt",
     "model_config_from_hf",
 ]
+
+make_callable(__name__, "export")

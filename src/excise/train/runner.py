@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from excise.config import Config, load_config, save_config
+from excise.config import Config, save_config
 from excise.errors import UserError
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition, build_model
@@ -235,11 +235,12 @@ def train(
 
 def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, Partition]:
     """Initialise from ``train.init_from``: its weights, and its partition when it has one."""
-    from excise.run import load_model_dir
+    from excise.run import check_same_model, load_model_dir
 
     source_dir = Path(config.train.init_from)
     if not source_dir.is_dir():
         raise UserError(f"train.init_from: {source_dir} is not a directory")
+    check_same_model(source_dir, config)
     source, source_partition = load_model_dir(source_dir, config)
     if config.method.partitioned and not source_partition.empty:
         return source, source_partition
@@ -387,10 +388,12 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
 
 def cli_train(args) -> int:
-    config = load_config(args.config, args.overrides)
-    summary = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
-    if summary:
-        ev = summary["eval"]
+    from excise import api
+    from excise.run import read_json
+
+    out = api.train(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        ev = read_json(out / SUMMARY)["eval"]
         print(f"run written to {args.out}")
         for variant, losses in ev.items():
             figures = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
