@@ -123,16 +123,14 @@ def check_same_model(source_dir: Path, config: Config, key: str = "train.init_fr
     A folder without config.yaml is left to the weight-shape check of :func:`load_model_dir`."""
     if not (Path(source_dir) / CONFIG).is_file():
         return
-    source = load_config_file(source_dir).model
-    ours = config.model
-    differ = [
-        name for name in type(ours).model_fields
-        if name != "init_std" and getattr(source, name) != getattr(ours, name)
-    ]  # fmt: skip
+    def settings(cfg) -> dict:  # defaults resolved: head_dim None and 16 can be the same
+        values = {name: getattr(cfg, name) for name in type(cfg).model_fields if name != "init_std"}
+        return values | {"head_dim": cfg.resolved_head_dim, "d_ff": cfg.resolved_d_ff}
+
+    source, ours = settings(load_config_file(source_dir).model), settings(config.model)
+    differ = [name for name in ours if source.get(name) != ours[name]]
     if differ:
-        detail = ", ".join(
-            f"model.{name} is {getattr(source, name)!r} there, {getattr(ours, name)!r} here" for name in differ
-        )
+        detail = ", ".join(f"model.{name} is {source.get(name)!r} there, {ours[name]!r} here" for name in differ)
         raise UserError(
             f"{key}: {source_dir} holds a model of another shape than this recipe's ({detail}). "
             f"Train with that run's recipe ({Path(source_dir) / CONFIG}) and your overrides, or "

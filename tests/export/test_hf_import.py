@@ -205,6 +205,15 @@ def test_init_from_a_run_of_another_shape_names_the_shape(tmp_path):
     for needle in ("model.n_layers is 2 there, 4 here", "model.d_model is 16 there, 128 here",
                    "model.norm is 'rmsnorm' there, 'layernorm' here", str(run_dir / "config.yaml")):  # fmt: skip
         assert needle in message, needle
+    # the same shape written with defaults (head_dim, d_ff unset) is no mismatch
+    plain = load_config(None, [f"train.init_from={run_dir}", "model.vocab_size=64", "model.context=16",
+                               "model.n_layers=2", "model.d_model=16", "model.n_heads=4", "model.d_ff=32",
+                               "model.norm=rmsnorm", "model.mlp=swiglu", "model.positions=rope",
+                               "model.tie_embeddings=false", "model.bias=true", "model.qkv_bias=true",
+                               "partition.forget_mlp_units=8"])  # fmt: skip
+    from excise.run import check_same_model
+
+    check_same_model(run_dir, plain)
     same = load_config(run_dir / "config.yaml", [f"train.init_from={run_dir}"])
     model, partition = build_model(same.model, same.partition)
     started, started_partition = start_from(same, model, partition)

@@ -250,6 +250,10 @@ def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, P
 
 def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
     started = time.time()
+    if config.train.init_from and not resume:  # before minutes of data preparation
+        from excise.run import check_same_model
+
+        check_same_model(Path(config.train.init_from), config)
     if config.train.init_from and config.tokenizer.path is None:
         inherited = Path(config.train.init_from) / "tokenizer.json"
         if inherited.is_file():  # the starting weights only make sense with their tokenizer
