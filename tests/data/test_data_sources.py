@@ -166,7 +166,7 @@ def _write_formats(tmp_path) -> dict[str, object]:
     paths["json.bz2 (lines)"] = tmp_path / "b.json.bz2"
     paths["json.bz2 (lines)"].write_bytes(bz2.compress(lines.encode()))
     paths["json array"] = tmp_path / "c.json"
-    paths["json array"].write_text("\n  " + json.dumps(FORMAT_ROWS, indent=2))
+    paths["json array"].write_text(json.dumps(FORMAT_ROWS, indent=2))
     paths["csv"] = tmp_path / "d.csv"
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["text", "topic"])

@@ -105,10 +105,7 @@ def test_lm_eval_runs_local_tasks(tmp_path, make_run):
     files = write_jsonl(tmp_path)
     result = evaluate_lm_eval(tmp_path / "hf", files, limit=4)  # tasks in a temporary folder
     assert set(result) == {"forget", "retain"}
-    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == sorted(
-        ["README.md", "config.json", "excise_export.json", "generation_config.json", "model.safetensors",
-         "tokenizer.json", "tokenizer_config.json"]
-    )  # fmt: skip
+    assert not [p for p in (tmp_path / "hf").iterdir() if p.is_dir() or p.suffix == ".yaml"]  # no task files
     for metrics in result.values():
         assert metrics["bits_per_byte"] > 0 and metrics["word_perplexity"] > 1
 
