@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from excise.checkpoint import atomic_write_text, make_temp_dir
+from excise.checkpoint import make_temp_dir
 
 CACHE_FORMAT = 1
 ENCODE_BATCH = 512
