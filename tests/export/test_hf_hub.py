@@ -64,6 +64,9 @@ def test_export_files_readable_by_others_and_never_half_written(tmp_path, make_r
 
     with pytest.raises(UserError, match="not empty.*--overwrite"):
         export_hf(run_dir, out)
+    with pytest.raises(UserError, match="not an excise export"):  # never the run itself
+        export_hf(run_dir, run_dir, overwrite=True)
+    assert (run_dir / "model.safetensors").is_file()
     assert main(["export", str(run_dir), "--out", str(out), "--overwrite"]) == 0  # now the full model
     assert json.loads((out / "excise_export.json").read_text())["ablated"] is False
     assert sorted(p.name for p in out.parent.iterdir()) == ["safe"]

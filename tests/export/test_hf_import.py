@@ -127,6 +127,9 @@ def test_import_as_run_directory_loads_with_load_run(tmp_path, make_run):
     assert run.model.blocks[0].attn.forget_heads == 0 and run.model.blocks[1].attn.forget_heads == 4
     torch.testing.assert_close(logits(run.model), logits(original.model), rtol=1e-5, atol=1e-5)
     assert (new_run / "tokenizer.json").read_text() == (tmp_path / "hf" / "tokenizer.json").read_text()
+    with pytest.raises(UserError, match="not a run written by excise import"):  # a trained run stays
+        import_hf_run(tmp_path / "hf", run_dir, pcfg, overwrite=True)
+    assert (run_dir / "model.safetensors").is_file()
 
 
 def transformers_checkpoint(path, family: str):
@@ -176,6 +179,8 @@ def test_cli_import_round_trips_transformers_checkpoints(tmp_path, family):
         torch.testing.assert_close(logits(run.model), hf_logits, rtol=1e-5, atol=1e-5)
         meta = json.loads((run_dir / "meta.json").read_text())
         assert meta["base_model"] == "org/base" and meta["import_mode"] == mode
+        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args]) == 2  # not empty
+        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--overwrite"]) == 0
         back = tmp_path / f"back-{mode}"
         assert main(["export", str(run_dir), "--out", str(back), *(["--prune"] if mode == "expand" else [])]) == 0
         exported = load_file(str(back / "model.safetensors"))

@@ -253,8 +253,11 @@ def export_model(
 
     require_transformers()
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"export directory {out} exists and is not empty; choose another --out or pass --overwrite")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"export directory {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not (out / EXPORT_INFO).is_file():  # e.g. --out pointing at the run itself
+            raise UserError(f"{out} is not an excise export (it has no {EXPORT_INFO}); --overwrite replaces only exports")
     family = hf_family(model.config)
     original_counts = count_elements(model, partition) if not partition.empty else None
     exported, remaining, notes, pruned_heads, pruned_mlp = prepare_model(

@@ -317,8 +317,11 @@ def import_hf_run(
     from excise.run import CONFIG, META, TOKENIZER, run_meta, save_model, write_json
 
     path, out = Path(path), Path(out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"run directory {out} exists and is not empty; choose another --out or pass --overwrite")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"run directory {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not _is_imported_run(out):
+            raise UserError(f"{out} is not a run written by excise import; --overwrite replaces only those")
     model, partition, cfg = import_hf(path, partition_config, mode=mode, **kwargs)
     pcfg = partition_config if partition_config is not None else PC(forget_heads=0, forget_mlp_units=0)
     config = (base_config or Config()).model_copy(update={"model": cfg, "partition": pcfg})
@@ -336,6 +339,13 @@ def import_hf_run(
         if tokenizer.is_file():
             shutil.copyfile(tokenizer, tmp / TOKENIZER)
     return out
+
+
+def _is_imported_run(path: Path) -> bool:
+    try:
+        return bool(json.loads((path / "meta.json").read_text(encoding="utf-8")).get("imported_from"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def cli_import(args) -> int:
