@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "excise.report.markdown:cli_report",
     "demo": "excise.report.demo:cli_demo",
     "export": "excise.export:cli_export",
+    "import": "excise.export.importer:cli_import",
     "bench": "excise.bench:cli_bench",
     "data": "excise.data.cli:cli_data",
 }
@@ -68,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--prompt", default="")
     p.add_argument("--ablated", action="store_true")
-    p.add_argument("--tokens", type=int, default=64)
-    p.add_argument("-n", type=int, default=3)
+    p.add_argument("--tokens", type=int, default=64, help="new tokens at most")
+    p.add_argument("-n", type=int, default=3, help="samples")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest (0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i")
+    p.add_argument("--no-stop", action="store_true", help="do not stop at the end-of-text token")
 
     p = sub.add_parser("sweep", help="run a grid of runs, then evaluate and attack them")
     p.add_argument("sweep", help="sweep YAML")
@@ -89,9 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a run as a transformers model")
     p.add_argument("run_dir")
     p.add_argument("--format", default="hf", choices=["hf"])
-    p.add_argument("--ablated", action="store_true")
-    p.add_argument("--prune", action="store_true")
+    p.add_argument("--ablated", action="store_true", help="the safe model: forget units zeroed")
+    p.add_argument("--prune", action="store_true", help="the safe model with forget units removed")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export folder")
+    p.add_argument("--license", default=None, help="model card licence id (e.g. apache-2.0)")
+    p.add_argument("--language", action="append", default=None, help="model card language (repeatable)")
+    p.add_argument("--base-model", default=None, help="hub id of the checkpoint the run started from")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO", help="then upload the folder to this hub repo")
+    p.add_argument("--private", action="store_true", help="create the hub repo private")
+    p.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list the upload, send nothing")
+
+    p = sub.add_parser("import", help="a local GPT-Neo / Llama checkpoint as a run with forget units")
+    p.add_argument("checkpoint", help="transformers checkpoint folder (config.json + safetensors)")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value for the run's config (data, method, ...)")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--mode", choices=["expand", "designate"], default="expand",
+                   help="expand: add new inert forget units; designate: make the last existing ones forget units")
+    p.add_argument("--forget-heads", type=int, default=1, help="per masked layer")
+    p.add_argument("--forget-mlp-units", type=int, default=64, help="per masked layer")
+    p.add_argument("--layers", default=None, help="masked layers, e.g. 0,1,2 (default all)")
+    p.add_argument("--config", default=None, help="recipe whose other sections the run keeps")
+    p.add_argument("--base-model", default=None, help="hub id of the checkpoint, for model cards")
+    p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("bench", help="training throughput benchmark")
     p.add_argument("--config", default=None)

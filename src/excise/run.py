@@ -115,6 +115,29 @@ def load_config_file(run_dir: Path) -> Config:
     return config_from_dict(read_yaml(path), origin=str(path))
 
 
+def check_same_model(source_dir: Path, config: Config, key: str = "train.init_from") -> None:
+    """Refuse (UserError) to start ``config`` from the run in ``source_dir`` when their
+    ``model`` sections differ, naming each differing key: weights of another shape cannot be
+    loaded, and other settings (attention scale, norms, positions) would change what the
+    weights compute. ``init_std`` only matters for a fresh initialisation and is ignored.
+    A folder without config.yaml is left to the weight-shape check of :func:`load_model_dir`."""
+    if not (Path(source_dir) / CONFIG).is_file():
+        return
+    def settings(cfg) -> dict:  # defaults resolved: head_dim None and 16 can be the same
+        values = {name: getattr(cfg, name) for name in type(cfg).model_fields if name != "init_std"}
+        return values | {"head_dim": cfg.resolved_head_dim, "d_ff": cfg.resolved_d_ff}
+
+    source, ours = settings(load_config_file(source_dir).model), settings(config.model)
+    differ = [name for name in ours if source.get(name) != ours[name]]
+    if differ:
+        detail = ", ".join(f"model.{name} is {source.get(name)!r} there, {ours[name]!r} here" for name in differ)
+        raise UserError(
+            f"{key}: {source_dir} holds a model of another shape than this recipe's ({detail}). "
+            f"Train with that run's recipe ({Path(source_dir) / CONFIG}) and your overrides, or "
+            "set these model.* keys to match."
+        )
+
+
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """Load a finished run directory (weights, config, partition)."""
     run_dir = Path(run_dir)

@@ -128,3 +128,105 @@ def test_import_as_run_directory_loads_with_load_run(tmp_path, make_run):
     assert run.model.blocks[0].attn.forget_heads == 0 and run.model.blocks[1].attn.forget_heads == 4
     torch.testing.assert_close(logits(run.model), logits(original.model), rtol=1e-5, atol=1e-5)
     assert (new_run / "tokenizer.json").read_text() == (tmp_path / "hf" / "tokenizer.json").read_text()
+    with pytest.raises(UserError, match="not a run written by excise import"):  # a trained run stays
+        import_hf_run(tmp_path / "hf", run_dir, pcfg, overwrite=True)
+    assert (run_dir / "model.safetensors").is_file()
+
+
+def transformers_checkpoint(path, family: str):
+    """A random checkpoint written by transformers itself (its own init, config and names)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    if family == "gpt_neo":
+        config = transformers.GPTNeoConfig(
+            vocab_size=VOCAB, max_position_embeddings=16, hidden_size=16, num_layers=2, num_heads=4,
+            intermediate_size=32, attention_types=[[["global"], 2]],
+        )  # fmt: skip
+        model = transformers.GPTNeoForCausalLM(config)
+    else:
+        config = transformers.LlamaConfig(
+            vocab_size=VOCAB, max_position_embeddings=16, hidden_size=16, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=4, intermediate_size=32, rope_theta=5e4,
+        )  # fmt: skip
+        model = transformers.LlamaForCausalLM(config)
+    with torch.no_grad():  # non-trivial norms too
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    model.eval().save_pretrained(str(path))
+    with torch.no_grad():
+        return model(TOKENS).logits
+
+
+@pytest.mark.parametrize("family", ["gpt_neo", "llama"])
+def test_cli_import_round_trips_transformers_checkpoints(tmp_path, family):
+    """`excise import` of a checkpoint transformers wrote: same logits; exported back, the
+    same tensors (designate: the last units, an identity permutation; expand: pruned away)."""
+    from excise.cli import main
+    from excise.run import load_run
+
+    hf_logits = transformers_checkpoint(tmp_path / "hf", family)
+    original = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    runs = {
+        "designate": ["--mode", "designate", "--forget-heads", "1", "--forget-mlp-units", "8"],
+        "expand": ["--mode", "expand", "--forget-heads", "0" if family == "gpt_neo" else "4",
+                   "--forget-mlp-units", "8", "--layers", "0,1"],
+    }  # fmt: skip
+    for mode, args in runs.items():
+        run_dir = tmp_path / f"run-{mode}"
+        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--base-model", "org/base"]) == 0
+        run = load_run(run_dir)
+        assert run.model.blocks[1].mlp.forget_units == 8
+        torch.testing.assert_close(logits(run.model), hf_logits, rtol=1e-5, atol=1e-5)
+        meta = json.loads((run_dir / "meta.json").read_text())
+        assert meta["base_model"] == "org/base" and meta["import_mode"] == mode
+        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args]) == 2  # not empty
+        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--overwrite"]) == 0
+        back = tmp_path / f"back-{mode}"
+        assert main(["export", str(run_dir), "--out", str(back), *(["--prune"] if mode == "expand" else [])]) == 0
+        exported = load_file(str(back / "model.safetensors"))
+        names = {n for n in original if not n.endswith((".attn.bias", ".masked_bias"))}
+        assert set(exported) == names
+        for name in names:
+            assert torch.equal(exported[name], original[name]), (mode, name)
+
+
+def test_init_from_a_run_of_another_shape_names_the_shape(tmp_path):
+    """train.init_from with a recipe of another shape: the error names the model keys, not
+    the partition, and points at the imported run's own recipe."""
+    from excise.config import load_config
+    from excise.errors import UserError
+    from excise.export import import_hf_run
+    from excise.model.partition import build_model
+    from excise.train.runner import start_from
+
+    _, _, hf = exported(tmp_path, "hf", "llama", pcfg=None)
+    run_dir = import_hf_run(hf, tmp_path / "imported", PCFG, mode="designate")
+    recipe = load_config(None, [f"train.init_from={run_dir}", "model.vocab_size=64", "model.context=16"])
+    model, partition = build_model(recipe.model, recipe.partition)
+    with pytest.raises(UserError) as err:
+        start_from(recipe, model, partition)
+    message = str(err.value)
+    assert "another shape" in message and "partition" not in message.split("(")[0]
+    for needle in ("model.n_layers is 2 there, 4 here", "model.d_model is 16 there, 128 here",
+                   "model.norm is 'rmsnorm' there, 'layernorm' here", str(run_dir / "config.yaml")):  # fmt: skip
+        assert needle in message, needle
+    # the same shape written with defaults (head_dim, d_ff unset) is no mismatch
+    plain = load_config(None, [f"train.init_from={run_dir}", "model.vocab_size=64", "model.context=16",
+                               "model.n_layers=2", "model.d_model=16", "model.n_heads=4", "model.d_ff=32",
+                               "model.norm=rmsnorm", "model.mlp=swiglu", "model.positions=rope",
+                               "model.tie_embeddings=false", "model.bias=true", "model.qkv_bias=true",
+                               "partition.forget_mlp_units=8"])  # fmt: skip
+    from excise.run import check_same_model
+
+    check_same_model(run_dir, plain)
+    same = load_config(run_dir / "config.yaml", [f"train.init_from={run_dir}"])
+    model, partition = build_model(same.model, same.partition)
+    started, started_partition = start_from(same, model, partition)
+    assert started_partition.slices == load_run_partition(run_dir).slices
+
+
+def load_run_partition(run_dir):
+    from excise.run import load_run
+
+    return load_run(run_dir).partition

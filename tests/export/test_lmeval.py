@@ -11,6 +11,7 @@ import yaml
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
 from excise.config import PartitionConfig  # noqa: E402
+from excise.errors import UserError  # noqa: E402
 from excise.export import export_hf  # noqa: E402
 from excise.export.lmeval import transformers_losses, write_perplexity_tasks  # noqa: E402
 from hf_helpers import NEO, tiny_config  # noqa: E402
@@ -62,7 +63,37 @@ def test_perplexity_task_definition(tmp_path):
     task = yaml.safe_load((tmp_path / "tasks" / "excise_ppl_forget.yaml").read_text())
     assert task["output_type"] == "loglikelihood_rolling"
     assert task["dataset_kwargs"]["data_files"]["test"] == str(files["forget"].resolve())
-    assert {m["metric"] for m in task["metric_list"]} == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    # every metric declares aggregation and direction: lm-eval warns twice per metric otherwise
+    assert task["metric_list"] == [
+        {"metric": "word_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+        {"metric": "byte_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+        {"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False},
+    ]
+    other = {"forget": tmp_path / "f.jsonl.gz", "retain": tmp_path / "r.csv", "adjacent": tmp_path / "a.parquet"}
+    write_perplexity_tasks(tmp_path / "more", other)
+    loaders = {d: yaml.safe_load((tmp_path / "more" / f"excise_ppl_{d}.yaml").read_text())["dataset_path"] for d in other}
+    assert loaders == {"forget": "json", "retain": "csv", "adjacent": "parquet"}
+    with pytest.raises(UserError, match="no lm-eval loader"):
+        write_perplexity_tasks(tmp_path / "txt", {"forget": tmp_path / "f.txt"})
+
+
+def test_helper_checks_lm_eval_first_and_reports_on_stderr(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from excise.export import lmeval
+
+    files = write_jsonl(tmp_path)
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # not installed
+    monkeypatch.setattr(lmeval, "transformers_losses", lambda *a, **k: pytest.fail("losses computed first"))
+    args = [str(tmp_path / "hf"), "--forget", str(files["forget"]), "--lm-eval"]
+    assert lmeval.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "error: lm-evaluation-harness is not installed" in err
+    monkeypatch.setitem(sys.modules, "lm_eval", type(sys)("lm_eval"))  # "installed"
+    (tmp_path / "hf").mkdir()
+    assert lmeval.main([*args, "--task-dir", str(tmp_path / "hf" / "tasks")]) == 2
+    assert "inside the export" in capsys.readouterr().err
+    assert not (tmp_path / "hf" / "tasks").exists()
 
 
 def test_lm_eval_runs_local_tasks(tmp_path, make_run):
@@ -72,8 +103,9 @@ def test_lm_eval_runs_local_tasks(tmp_path, make_run):
     run_dir = make_run(tiny_config(**NEO), PartitionConfig(forget_heads=1, forget_mlp_units=8))
     export_hf(run_dir, tmp_path / "hf")
     files = write_jsonl(tmp_path)
-    result = evaluate_lm_eval(tmp_path / "hf", files, tmp_path / "tasks", limit=4)
+    result = evaluate_lm_eval(tmp_path / "hf", files, limit=4)  # tasks in a temporary folder
     assert set(result) == {"forget", "retain"}
+    assert not [p for p in (tmp_path / "hf").iterdir() if p.is_dir() or p.suffix == ".yaml"]  # no task files
     for metrics in result.values():
         assert metrics["bits_per_byte"] > 0 and metrics["word_perplexity"] > 1
 

@@ -83,8 +83,8 @@ CASES = [
     Case("missing config file", ["train", "{tmp}/nope.yaml", "--out", "{tmp}/run"], ("nope.yaml", "does not exist")),
     train_case("missing data file", ["data.retain.path={tmp}/nope.jsonl", "data.forget.path={tmp}/es.jsonl"],
                ("data.retain.path", "nope.jsonl", "does not exist"), files={"es.jsonl": GOOD}),
-    train_case("data file of unknown format", ["data.retain.path={tmp}/en.csv", "data.forget.path={tmp}/es.jsonl"],
-               ("data.retain.path", "unknown format"), files={"en.csv": b"a,b\n", "es.jsonl": GOOD}),
+    train_case("data file of unknown format", ["data.retain.path={tmp}/en.docx", "data.forget.path={tmp}/es.jsonl"],
+               ("data.retain.path", "unknown format"), files={"en.docx": b"a,b\n", "es.jsonl": GOOD}),
     train_case("missing tokenizer file", ["tokenizer.path={tmp}/tok.json"], ("tok.json",)),
     train_case("run dir is a file", ["--overwrite"], ("is not a directory",), files={"run": b"x"}),
     # data files

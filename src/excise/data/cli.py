@@ -8,7 +8,7 @@ from argparse import Namespace
 from dataclasses import asdict
 from pathlib import Path
 
-from excise.data.packing import atomic_write_text
+from excise.checkpoint import atomic_write_text
 from excise.data.builtin import generate_builtin
 from excise.errors import UserError
 

@@ -16,32 +16,16 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from excise.checkpoint import make_temp_dir
+
 CACHE_FORMAT = 1
 ENCODE_BATCH = 512
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cache_root(cache_dir: str | None) -> Path:
@@ -118,7 +102,7 @@ class CacheBuilder:
     def __init__(self, root: Path, key: str):
         self.final = root / "tokens" / key
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.final.parent))
+        self.tmp = make_temp_dir(self.final.parent, key)
 
     def path(self, name: str) -> Path:
         return self.tmp / name

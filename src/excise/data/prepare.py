@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from excise.checkpoint import atomic_write_text
 from excise.config import DOMAINS, Config
 from excise.data import packing
 from excise.data.builtin import GENERATOR_VERSION, FactProbe, generate_builtin
@@ -135,7 +136,7 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
             )
             corpus.timings["tokenizer"] = time.perf_counter() - t0
             _log(progress, f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) on {'+'.join(chosen)} in {time.perf_counter() - t0:.1f}s")
-            packing.atomic_write_text(path, tokenizer.to_str())
+            atomic_write_text(path, tokenizer.to_str())
     if tokenizer.get_vocab_size() > config.model.vocab_size:
         raise UserError(
             f"the tokenizer has {tokenizer.get_vocab_size()} tokens but model.vocab_size is "
@@ -253,7 +254,7 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         _log(progress, f"labeller held-out precision {labeller_report['precision']} recall {labeller_report['recall']}")
 
     if run_dir is not None:
-        packing.atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
+        atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
     return PreparedData(
         tokenizer=tokenizer,
         train=train,

@@ -1,8 +1,11 @@
 """Read one domain's documents from a local file or a Hugging Face hub dataset.
 
-Formats, chosen by file extension:
+Formats, chosen by file extension (``.gz`` / ``.bz2`` / ``.xz`` compression allowed on the
+text formats, e.g. ``.jsonl.gz``):
 
-- ``.jsonl`` / ``.json`` — one JSON object per line; the document is ``row[text_field]``.
+- ``.jsonl`` / ``.ndjson`` / ``.json`` — one JSON object per line; the document is
+  ``row[text_field]``. A ``.json`` file holding one JSON array of objects is read too.
+- ``.csv`` — a header row, then one document per row (the ``text_field`` column).
 - ``.txt`` — one document per *paragraph*: documents are separated by one or more blank
   lines; line breaks inside a paragraph are kept (this suits both prose files and files
   with one short document per line separated by blank lines).
@@ -10,6 +13,10 @@ Formats, chosen by file extension:
 - ``hub`` ids go through ``datasets.load_dataset`` (imported lazily). When the hub cannot
   be reached, only a locally cached copy is tried, and otherwise a :class:`UserError` says so
   at once instead of waiting on the network.
+
+JSON arrays and csv are read by the ``datasets`` loaders (the ``hf`` extra; streamed, no
+cache written); JSON lines and txt by excise's own readers, which name the line of a
+malformed row.
 
 Rows can be filtered with a tiny, safe expression language (no ``eval``):
 ``topic == biology``, ``topic != history``, ``topic in [medicine, chemistry]``,
@@ -20,10 +27,15 @@ the file, the line (or row) and the key.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import json
+import lzma
 import os
 import re
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +117,62 @@ def _text_of(row: object, text_field: str, where: str) -> str:
     return text
 
 
+COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _format_of(path: Path) -> tuple[str, str | None]:
+    """(format suffix, compression suffix or None) of ``path``, e.g. ``.jsonl.gz``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in COMPRESSION else None
+    return (suffixes[-1] if suffixes else ""), compression
+
+
+def _open(path: Path):
+    """``path`` opened for binary reading, decompressed by its suffix."""
+    _, compression = _format_of(path)
+    return COMPRESSION[compression](path, "rb") if compression else open(path, "rb")
+
+
+def _is_json_array(path: Path) -> bool:
+    """Whether a ``.json`` file starts with ``[`` (an array), not with an object per line."""
+    with _open(path) as f:
+        while chunk := f.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped.startswith(b"[")
+    return False
+
+
+def _iter_datasets(path: Path, builder: str, text_field: str, conditions: list[Condition]) -> Iterator[str]:
+    """Rows of a local file read by the ``datasets`` ``builder`` ("json", "csv"), streamed."""
+    kind = {"json": "a JSON array", "csv": "csv"}[builder]
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(f"{path}: reading {kind} needs the datasets package (pip install 'excise[hf]')") from None
+    try:
+        rows = iter(datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True))
+    except Exception as e:  # datasets raises many types for unreadable files
+        raise DataError(f"{path}: not readable as {kind} ({e})") from None
+    index = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as e:
+            raise DataError(f"{path}: not readable as {kind} after row {index} ({e})") from None
+        index += 1
+        where = f"{path}, row {index}"
+        if isinstance(row, dict) and text_field in row and row[text_field] is None:
+            continue  # an empty csv cell / JSON null: no document
+        text = _text_of(dict(row), text_field, where)
+        if all(c.matches(row, where) for c in conditions):
+            yield text
+
+
 def _iter_jsonl(path: Path, text_field: str, conditions: list[Condition]) -> Iterator[str]:
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for lineno, raw in enumerate(f, 1):
             where = f"{path}, line {lineno}"
             try:
@@ -128,7 +194,7 @@ def _iter_txt(path: Path, conditions: list[Condition]) -> Iterator[str]:
     if conditions:
         raise UserError(f"{path}: a row filter needs fields; plain .txt files have none")
     paragraph: list[str] = []
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
@@ -184,29 +250,58 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _iter_hub(source: DataSource, domain: str, conditions: list[Condition]) -> Iterator[str]:
+# (module, attribute) holding the offline switch once huggingface_hub / datasets are imported
+_OFFLINE_SWITCHES = (
+    ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+    ("datasets.config", "HF_HUB_OFFLINE"),
+    ("datasets.config", "HF_DATASETS_OFFLINE"),
+)
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Hugging Face offline mode for the block, so a missing network fails at once.
+
+    huggingface_hub and datasets read ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` when they
+    are imported, so the variables must be set before the first import (setting them later
+    leaves ~30 s of retries); modules imported earlier (a csv read before) get their
+    switches set too. Everything is restored after the block.
+    """
+    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    saved_attrs = []
+    for module_name, attr in _OFFLINE_SWITCHES:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attr):
+            saved_attrs.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, True)
     try:
-        import datasets
-    except ImportError:
-        raise UserError(f"data.{domain}.hub needs the datasets package (pip install 'excise[hf]')") from None
-    online = hub_reachable()
-    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
-    if not online:  # only a local cache can help; never wait on the network
-        os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
-    try:
-        ds = datasets.load_dataset(source.hub, source.hub_config, split=source.split, streaming=online)
-    except Exception as e:
-        reason = "the Hugging Face hub cannot be reached and no cached copy exists" if not online else str(e)
-        raise UserError(
-            f"data.{domain}.hub {source.hub!r} (split {source.split!r}) could not be loaded: {reason}. "
-            f"Download it where there is network and point data.{domain}.path at a local file."
-        ) from None
+        yield
     finally:
-        for k, v in saved.items():
+        for module, attr, value in saved_attrs:
+            setattr(module, attr, value)
+        for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _iter_hub(source: DataSource, domain: str, conditions: list[Condition]) -> Iterator[str]:
+    online = hub_reachable()  # before importing datasets: see offline_hub
+    with offline_hub() if not online else contextlib.nullcontext():
+        try:
+            import datasets
+        except ImportError:
+            raise UserError(f"data.{domain}.hub needs the datasets package (pip install 'excise[hf]')") from None
+        try:
+            ds = datasets.load_dataset(source.hub, source.hub_config, split=source.split, streaming=online)
+        except Exception as e:
+            reason = "the Hugging Face hub cannot be reached and no cached copy exists" if not online else str(e)
+            raise UserError(
+                f"data.{domain}.hub {source.hub!r} (split {source.split!r}) could not be loaded: {reason}. "
+                f"Download it where there is network and point data.{domain}.path at a local file."
+            ) from None
     for index, row in enumerate(ds, 1):
         where = f"hub dataset {source.hub}, row {index}"
         text = _text_of(dict(row), source.text_field, where)
@@ -225,15 +320,22 @@ def read_documents(source: DataSource, domain: str) -> list[str]:
         origin = str(path)
         if not path.is_file():
             raise UserError(f"data.{domain}.path: file {path} does not exist")
-        suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json", ".ndjson"):
+        suffix, compression = _format_of(path)
+        if suffix == ".json" and _is_json_array(path):
+            iterator = _iter_datasets(path, "json", source.text_field, conditions)
+        elif suffix in (".jsonl", ".json", ".ndjson"):
             iterator = _iter_jsonl(path, source.text_field, conditions)
+        elif suffix == ".csv":
+            iterator = _iter_datasets(path, "csv", source.text_field, conditions)
         elif suffix == ".txt":
             iterator = _iter_txt(path, conditions)
-        elif suffix == ".parquet":
+        elif suffix == ".parquet" and compression is None:
             iterator = _iter_parquet(path, source.text_field, conditions)
         else:
-            raise UserError(f"data.{domain}.path: {path} has an unknown format (use .jsonl, .txt or .parquet)")
+            raise UserError(
+                f"data.{domain}.path: {path} has an unknown format (use .jsonl, .json, .csv, .txt "
+                "or .parquet; the text formats may be .gz / .bz2 / .xz compressed)"
+            )
     documents = []
     for text in iterator:
         if text.strip():

@@ -9,9 +9,9 @@ from excise.config import DOMAINS
 
 
 def cli_eval(args: argparse.Namespace) -> int:
-    from excise.eval.evaluate import evaluate_run
+    from excise import api
 
-    result = evaluate_run(args.run_dir, args.overrides, calibrate=not args.no_calibration)
+    result = api.evaluate(args.run_dir, args.overrides, calibrate=not args.no_calibration)
     print(f"{'variant':<12}" + "".join(f"{d:>10}" for d in DOMAINS))
     for variant in ("full", "ablated", "calibrated"):
         if variant in result:
@@ -24,9 +24,9 @@ def cli_eval(args: argparse.Namespace) -> int:
 
 
 def cli_relearn(args: argparse.Namespace) -> int:
-    from excise.eval.relearn import relearn_run
+    from excise import api
 
-    result = relearn_run(args.run_dir, args.overrides, steps=args.steps, reference_dir=args.reference)
+    result = api.relearn(args.run_dir, steps=args.steps, reference=args.reference, overrides=args.overrides)
     for step, f, r in zip(result["steps"], result["forget_loss"], result["retain_loss"]):
         print(f"step {step:>5}  forget {f:.4f}" + (f"  retain {r:.4f}" if r is not None else ""))
     ref = result["reference_forget_loss"]
@@ -37,28 +37,14 @@ def cli_relearn(args: argparse.Namespace) -> int:
 
 
 def cli_sample(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from excise import api
 
-    from tokenizers import Tokenizer
-
-    from excise.errors import UserError
-    from excise.eval.probes import generate
-    from excise.model.partition import ablated_copy
-    from excise.run import TOKENIZER, load_run
-
-    run = load_run(args.run_dir)
-    tok_path = Path(args.run_dir) / TOKENIZER
-    if not tok_path.is_file():
-        raise UserError(f"{args.run_dir} has no {TOKENIZER}; cannot encode the prompt")
-    tokenizer = Tokenizer.from_file(str(tok_path))
-    model = run.model
-    if args.ablated:
-        if not run.partitioned:
-            raise UserError(f"{args.run_dir} has no forget units to ablate (method {run.config.method.name})")
-        model = ablated_copy(model, run.partition)
-    prompt = tokenizer.encode(args.prompt).ids if args.prompt else []
-    for i in range(args.n):
-        ids = generate(model, prompt, args.tokens, seed=i)
+    texts = api.sample(
+        args.run_dir, args.prompt, n=args.n, max_new_tokens=args.tokens,
+        temperature=args.temperature, top_k=args.top_k or None, ablated=args.ablated,
+        stop_at_end=not args.no_stop, seed=args.seed,
+    )  # fmt: skip
+    for i, text in enumerate(texts):
         print(f"--- sample {i} ({'ablated' if args.ablated else 'full'})")
-        print(args.prompt + tokenizer.decode(ids))
+        print(text)
     return 0

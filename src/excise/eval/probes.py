@@ -94,8 +94,11 @@ def generate(
     seed: int = 0,
     plan: StepPlan = PLAIN,
     device="cpu",
+    stop_id: int | None = None,
 ) -> list[int]:
-    """Sample ``n_tokens`` continuation ids (top-k, temperature; seeded) after ``prompt_ids``."""
+    """Sample ``n_tokens`` continuation ids (top-k, temperature; seeded) after ``prompt_ids``;
+    with ``stop_id``, stop after that token. Recomputes the whole window per token (no KV
+    cache): :mod:`excise.eval.sampling` uses transformers' ``generate`` where it can."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -114,5 +117,7 @@ def generate(
             nxt = int(torch.multinomial(F.softmax(logits, -1), 1, generator=gen))
         ids.append(nxt)
         out.append(nxt)
+        if nxt == stop_id:
+            break
     model.train(was_training)
     return out

@@ -1,8 +1,17 @@
-"""The model card (``README.md``) of an export: method, forget domain, partition, eval."""
+"""The model card (``README.md``) of an export, written with huggingface_hub's ``ModelCard``.
+
+The YAML metadata is what the Hugging Face hub indexes: licence, language, library,
+pipeline tag, tags, hub datasets the run read, base model, and the run's held-out losses
+as ``model-index`` evaluation results (only the variant this export is: ``full`` or
+``ablated``). The body says what was exported (full / safe / pruned), how it was trained,
+on what data, which units were forget units, the run's eval table and provenance, and
+how to load it (with the real folder or repo id).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +20,32 @@ from excise.model.gpt import GPT
 from excise.model.partition import Partition
 
 if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
     from excise.export.hf import ExportResult
+
+# languages of the built-in corpora (excise data generate --kind ...)
+BUILTIN_LANGUAGES = {"bilingual": ["en", "es"], "topic": ["en"]}
+# excise's own generated text is covered by the package licence
+BUILTIN_LICENSE = "apache-2.0"
+
+
+@dataclass
+class CardMetadata:
+    """Hub metadata that a run does not record; given at export (``excise export`` flags).
+
+    ``license``: an SPDX-style hub licence id; None: apache-2.0 for the built-in corpus,
+    else ``unknown`` (the training data's terms decide it). ``language``: ISO codes; None:
+    those of the built-in corpus, else omitted. ``base_model``: hub id of the checkpoint the
+    run started from; None: the one ``excise import`` recorded, if any. ``repo_id``: where
+    the export is pushed (used in the code sample).
+    """
+
+    license: str | None = None
+    language: list[str] | None = None
+    base_model: str | None = None
+    repo_id: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 def _source(src) -> str:
@@ -30,6 +64,59 @@ def _read_json(path: Path):
         return None
 
 
+def _dataset_ids(config: Config | None, domain: str) -> tuple[str, str]:
+    """(dataset_type, dataset_name) of one domain's data for model-index."""
+    if config is None:
+        return "unknown", f"{domain} domain"
+    src = config.data.sources().get(domain)
+    if src is None or config.data.use_builtin:
+        kind = config.data.builtin or "builtin"
+        return f"excise-builtin-{kind}", f"{domain} domain (built-in {kind} corpus)"
+    if src.hub is not None:
+        return src.hub, f"{domain} domain ({src.hub})"
+    return Path(src.path).name, f"{domain} domain ({Path(src.path).name})"
+
+
+def card_data(result: ExportResult, config: Config | None, run_dir: Path | None, meta: CardMetadata):
+    """The card's ``ModelCardData`` (see module docstring)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    builtin = config.data.builtin if config is not None and config.data.use_builtin else None
+    license_id = meta.license or (BUILTIN_LICENSE if builtin else "unknown")
+    language = meta.language or (BUILTIN_LANGUAGES.get(builtin) if builtin else None)
+    datasets = (
+        sorted({s.hub for s in config.data.sources().values() if s.hub}) if config is not None else []
+    )
+    run_meta = _read_json(run_dir / "meta.json") if run_dir is not None else None
+    base_model = meta.base_model or (run_meta.get("base_model") if isinstance(run_meta, dict) else None)
+    variant = "ablated" if result.ablated else "full"
+    name = meta.repo_id.split("/")[-1] if meta.repo_id else result.out.name
+    evals = []
+    ev = _read_json(run_dir / "eval.json") if run_dir is not None else None
+    row = ev.get(variant) if isinstance(ev, dict) else None
+    if isinstance(row, dict):
+        for domain in ("forget", "adjacent", "retain"):
+            value = row.get(domain)
+            if not isinstance(value, (int, float)):
+                continue
+            dataset_type, dataset_name = _dataset_ids(config, domain)
+            evals.append(EvalResult(
+                task_type="text-generation", task_name="held-out language modelling",
+                dataset_type=dataset_type, dataset_name=dataset_name, dataset_split="test",
+                metric_type="loss", metric_name=f"{domain} loss (nats, {variant} model)",
+                metric_value=round(float(value), 4),
+            ))  # fmt: skip
+    tags = ["excise", "sgtm", "unlearning", "safe-model" if result.ablated else "full-model"]
+    if config is not None and config.method.name not in tags:
+        tags.append(config.method.name)
+    return ModelCardData(
+        license=license_id, language=language, library_name="transformers",
+        pipeline_tag="text-generation", tags=tags + [t for t in meta.tags if t not in tags],
+        datasets=datasets or None, base_model=base_model, model_name=name,
+        eval_results=evals or None,
+    )  # fmt: skip
+
+
 def model_card(
     result: ExportResult,
     model: GPT,
@@ -39,10 +126,16 @@ def model_card(
     run_dir: Path | None,
     counts: dict[str, int] | None,
     has_tokenizer: bool,
-) -> str:
-    """Markdown describing what was exported and how it was made."""
+    meta: CardMetadata | None = None,
+) -> ModelCard:
+    """The export's ``ModelCard``: hub metadata plus a markdown body (module docstring)."""
+    from huggingface_hub import ModelCard
+
     from excise.export.families import ARCHITECTURES, q_fold_factor
 
+    meta = meta or CardMetadata()
+    data = card_data(result, config, run_dir, meta)
+    where = meta.repo_id or str(Path(result.out).resolve())
     arch = ARCHITECTURES[result.family]
     if result.pruned_mlp or result.pruned_heads:
         variant = (
@@ -54,22 +147,33 @@ def model_card(
     else:
         variant = "**full model**: forget units intact (the removable domain is still present)"
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags: [excise, sgtm, unlearning]",
-        "---",
-        "",
-        f"# excise export ({arch})",
+        f"# {data.model_name} (excise export, {arch})",
         "",
         f"This is the {variant}. Load it with plain transformers:",
         "",
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        'model = AutoModelForCausalLM.from_pretrained("PATH")',
-        'tokenizer = AutoTokenizer.from_pretrained("PATH")' if has_tokenizer else "# (no tokenizer was saved with the run)",
+        f"model = AutoModelForCausalLM.from_pretrained({json.dumps(where)})",
+    ]
+    if has_tokenizer:
+        lines += [
+            f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(where)})",
+            'inputs = tokenizer("Once upon a time", return_tensors="pt")',
+            "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=40)[0]))",
+        ]
+    else:
+        lines.append("# (no tokenizer was saved with the run)")
+    lines += [
         "```",
         "",
+        "`generation_config.json` samples like `excise sample` (top-k 40, temperature 1"
+        + (", stopping at the end-of-text token)." if has_tokenizer else ").")
+        + f" The model was trained on sequences of {model.config.context} tokens"
+        + (", its position table ends there." if model.config.positions == "learned" else "."),
+        "",
         f"- architecture: `{arch}`, {result.num_parameters:,} parameters",
+        f"- licence: `{data.license}`"
+        + ("" if meta.license else " (not given at export: set it with `excise export --license`)"),
     ]
     fold = q_fold_factor(model.config, result.family)
     if fold is not None:
@@ -99,7 +203,7 @@ def model_card(
             f"{config.seed}."
         )
         lines += ["", "## Data", ""]
-        if config.data.builtin:
+        if config.data.use_builtin:
             lines.append(
                 f"Built-in generated corpus `{config.data.builtin}` (`excise data generate "
                 f"--kind {config.data.builtin}`), {config.data.builtin_documents} documents per domain."
@@ -143,10 +247,12 @@ def model_card(
                 f"`full` is the model before removal, `ablated` is {which}; `calibrated` adds a "
                 "fitted output-logit bias to the ablated model (the bias is not part of the export)."
             )
-        meta = _read_json(run_dir / "meta.json")
-        if isinstance(meta, dict):
+        run_meta = _read_json(run_dir / "meta.json")
+        if isinstance(run_meta, dict):
             lines += ["", "## Provenance (meta.json)", ""]
-            for key in ("excise", "torch", "git_commit", "seed", "world_size", "method", "masking"):
-                if key in meta:
-                    lines.append(f"- {key}: `{meta[key]}`")
-    return "\n".join(lines) + "\n"
+            for key in ("excise", "torch", "git_commit", "seed", "world_size", "method", "masking",
+                        "base_model", "imported_from"):  # fmt: skip
+                if run_meta.get(key) is not None:
+                    lines.append(f"- {key}: `{run_meta[key]}`")
+    body = "\n".join(lines) + "\n"
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")

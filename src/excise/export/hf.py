@@ -1,9 +1,15 @@
 """``excise export RUN_DIR --format hf``: a plain transformers model directory.
 
-The directory holds ``config.json`` (a stock architecture), ``model.safetensors``, the run's
-tokenizer as a ``PreTrainedTokenizerFast``, a model card ``README.md`` and
-``excise_export.json`` (what was exported, and the forget slices under transformers names).
-It loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` without excise installed.
+The directory holds ``config.json`` (a stock architecture, written by its transformers config
+class), ``generation_config.json``, ``model.safetensors``, the run's tokenizer as a
+``PreTrainedTokenizerFast``, a model card ``README.md`` (hub metadata with the run's eval
+results) and ``excise_export.json`` (what was exported, and the forget slices under
+transformers names). It loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` without
+excise installed, on transformers 4.57 and 5.x alike.
+
+The folder is written under a temporary name beside ``--out`` and renamed into place when
+complete, so a failed export leaves nothing behind and a reader never sees half a model;
+``overwrite`` replaces an existing export the same way. Files get the umask's mode.
 
 ``ablated`` exports the safe model (forget units zeroed). ``prune`` removes the forget units
 physically where the stock config can express it: every layer must have the same shape, so
@@ -23,6 +29,7 @@ import torch
 
 from excise.config import Config, ModelConfig
 from excise.errors import UserError
+from excise.export.card import CardMetadata
 from excise.export.families import (
     ARCHITECTURES,
     GPT_NEO,
@@ -32,6 +39,7 @@ from excise.export.families import (
     name_map,
     to_hf_tensors,
 )
+from excise.export.hub import Upload
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, ablate_, build_partition, count_elements, prune
 
@@ -50,6 +58,7 @@ class ExportResult:
     pruned_mlp: bool
     num_parameters: int
     notes: list[str] = field(default_factory=list)
+    upload: Upload | None = None  # set by a push to the hub (or its dry run)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -87,7 +96,6 @@ def hf_config(model: GPT, family: str, special_ids: dict[str, int | None]) -> di
         "eos_token_id": special_ids.get("eos"),
         "pad_token_id": special_ids.get("pad"),
         "dtype": dtype,
-        "torch_dtype": dtype,
     }
     if family == GPT_NEO:
         return common | {
@@ -123,6 +131,31 @@ def hf_config(model: GPT, family: str, special_ids: dict[str, int | None]) -> di
         "attention_dropout": 0.0,
         "pretraining_tp": 1,
     }
+
+
+def transformers_config(config_dict: dict):
+    """``config_dict`` (from :func:`hf_config`) as its family's transformers config class, so
+    transformers validates it and ``save_pretrained`` writes it. ``rope_theta`` is kept at
+    the top level: transformers 5 moves it into ``rope_parameters``, which 4.x does not read."""
+    from transformers import AutoConfig
+
+    kwargs = dict(config_dict)
+    cfg = AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+    if "rope_theta" in config_dict:
+        cfg.rope_theta = config_dict["rope_theta"]
+    return cfg
+
+
+def generation_config(hf_cfg):
+    """Sampling defaults of ``excise sample``: top-k 40 at temperature 1, stop at the
+    end-of-text token (the config's eos). No ``max_length``: callers give
+    ``max_new_tokens``, and transformers warns when both are set."""
+    from transformers import GenerationConfig
+
+    gen = GenerationConfig.from_model_config(hf_cfg)
+    gen.do_sample, gen.top_k, gen.temperature = True, 40, 1.0
+    gen._from_model_config = False  # ours, not derived: generate() must not re-derive it
+    return gen
 
 
 def hf_state_dict(model: GPT, family: str) -> dict[str, torch.Tensor]:
@@ -205,6 +238,14 @@ def check_output_bias(model: GPT) -> None:
         )
 
 
+def require_transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise UserError("exporting to transformers needs it: pip install 'excise[hf]'") from None
+    return transformers
+
+
 def export_model(
     model: GPT,
     partition: Partition,
@@ -216,65 +257,68 @@ def export_model(
     config: Config | None = None,
     run_dir: Path | None = None,
     overwrite: bool = False,
+    card: CardMetadata | None = None,
 ) -> ExportResult:
     """Write ``model`` as a transformers directory (see module docstring)."""
-    from excise.checkpoint import atomic_write_text, save_weights
+    from excise.checkpoint import atomic_directory, atomic_write_text, save_weights
     from excise.export.card import model_card
     from excise.export.tokenizer import write_tokenizer
 
+    require_transformers()
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"export directory {out} exists and is not empty; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"export directory {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not (out / EXPORT_INFO).is_file():  # e.g. --out pointing at the run itself
+            raise UserError(f"{out} is not an excise export (it has no {EXPORT_INFO}); --overwrite replaces only exports")
     family = hf_family(model.config)
     check_output_bias(model)
     original_counts = count_elements(model, partition) if not partition.empty else None
     exported, remaining, notes, pruned_heads, pruned_mlp = prepare_model(
         model, partition, family, ablated, prune_units
     )
-    out.mkdir(parents=True, exist_ok=True)
-    special: dict[str, int | None] = {}
-    if tokenizer_json is not None:
-        special = write_tokenizer(tokenizer_json, out, model_max_length=model.config.context)
-    else:
-        special = {}
-    hf_cfg = hf_config(exported, family, special)
-    atomic_write_text(out / "config.json", json.dumps(hf_cfg, indent=2) + "\n")
-    tensors = hf_state_dict(exported, family)
-    save_weights(tensors, out / HF_WEIGHTS, metadata={"format": "pt"})
-    result = ExportResult(
-        out=out,
-        family=family,
-        ablated=ablated or prune_units,
-        pruned_heads=pruned_heads,
-        pruned_mlp=pruned_mlp,
-        num_parameters=sum(t.numel() for t in tensors.values()),  # zero-filled biases count
-        notes=notes,
-    )
-    info = {
-        "format": "hf",
-        "family": family,
-        "architecture": ARCHITECTURES[family],
-        "ablated": result.ablated,
-        "pruned_heads": pruned_heads,
-        "pruned_mlp_units": pruned_mlp,
-        "num_parameters": result.num_parameters,
-        "notes": notes,
-        "source_run": str(run_dir) if run_dir is not None else None,
-        "forget_partition": hf_partition(remaining, family, model.config.n_layers),
-        "forget_slices_zeroed": result.ablated,
-    }
-    atomic_write_text(out / EXPORT_INFO, json.dumps(info, indent=1) + "\n")
-    card = model_card(
-        result, model, partition, config=config, run_dir=run_dir, counts=original_counts,
-        has_tokenizer=tokenizer_json is not None,
-    )
-    atomic_write_text(out / "README.md", card)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        special: dict[str, int | None] = {}
+        if tokenizer_json is not None:
+            special = write_tokenizer(tokenizer_json, tmp, model_max_length=model.config.context)
+        hf_cfg = transformers_config(hf_config(exported, family, special))
+        hf_cfg.save_pretrained(str(tmp))
+        generation_config(hf_cfg).save_pretrained(str(tmp))
+        tensors = hf_state_dict(exported, family)
+        save_weights(tensors, tmp / HF_WEIGHTS, metadata={"format": "pt"})
+        result = ExportResult(
+            out=out,
+            family=family,
+            ablated=ablated or prune_units,
+            pruned_heads=pruned_heads,
+            pruned_mlp=pruned_mlp,
+            num_parameters=sum(t.numel() for t in tensors.values()),  # zero-filled biases count
+            notes=notes,
+        )
+        info = {
+            "format": "hf",
+            "family": family,
+            "architecture": ARCHITECTURES[family],
+            "ablated": result.ablated,
+            "pruned_heads": pruned_heads,
+            "pruned_mlp_units": pruned_mlp,
+            "num_parameters": result.num_parameters,
+            "notes": notes,
+            "source_run": str(run_dir) if run_dir is not None else None,
+            "forget_partition": hf_partition(remaining, family, model.config.n_layers),
+            "forget_slices_zeroed": result.ablated,
+        }
+        atomic_write_text(tmp / EXPORT_INFO, json.dumps(info, indent=1) + "\n")
+        model_card(
+            result, model, partition, config=config, run_dir=run_dir, counts=original_counts,
+            has_tokenizer=tokenizer_json is not None, meta=card,
+        ).save(tmp / "README.md")
     return result
 
 
 def export_hf(
     run_dir: str | Path, out: str | Path, *, ablated: bool = False, prune_units: bool = False,
-    overwrite: bool = False,
+    overwrite: bool = False, card: CardMetadata | None = None,
 ) -> ExportResult:
     """Export a finished run directory (see :func:`export_model`)."""
     from excise.run import TOKENIZER, load_run
@@ -284,15 +328,21 @@ def export_hf(
     return export_model(
         run.model, run.partition, out, ablated=ablated, prune_units=prune_units,
         tokenizer_json=tok if tok.is_file() else None, config=run.config, run_dir=run.dir,
-        overwrite=overwrite,
+        overwrite=overwrite, card=card,
     )
 
 
 def cli_export(args) -> int:
-    """``excise export RUN_DIR --format hf [--ablated] [--prune] --out DIR``."""
+    """``excise export RUN_DIR --format hf [--ablated] [--prune] --out DIR [--push-to-hub REPO]``."""
+    from excise import api
+
     if getattr(args, "format", "hf") != "hf":
         raise UserError(f"unknown export format {args.format!r}; supported: hf")
-    result = export_hf(args.run_dir, args.out, ablated=args.ablated, prune_units=args.prune)
+    result = api.export(
+        args.run_dir, args.out, ablated=args.ablated, prune=args.prune, overwrite=args.overwrite,
+        license=args.license, language=args.language, base_model=args.base_model,
+        push_to_hub=args.push_to_hub, private=args.private, dry_run=args.dry_run,
+    )  # fmt: skip
     kind = "pruned safe" if args.prune else ("ablated (safe)" if result.ablated else "full")
     print(
         f"exported the {kind} model as {ARCHITECTURES[result.family]} "
@@ -302,4 +352,33 @@ def cli_export(args) -> int:
         print(f"  note: {note}")
     if not (result.out / "tokenizer.json").is_file():
         print("  warning: the run has no tokenizer.json; the export has no tokenizer")
+    if result.upload is not None:
+        verb = "would upload" if result.upload.dry_run else "uploaded"
+        print(f"{verb} {len(result.upload.files)} files to {result.upload.url}:")
+        for name, size in result.upload.files:
+            print(f"  {name}  ({size:,} bytes)")
     return 0
+
+
+def to_transformers_model(model: GPT, tokenizer_json: Path | None = None):
+    """``model`` as it is (full or ablated) as its stock transformers model, in memory.
+
+    Same config, weights and generation defaults as an export loaded with
+    ``from_pretrained``, without writing one; the weights keep ``model``'s dtype.
+    """
+    require_transformers()
+    from transformers import AutoModelForCausalLM
+
+    from excise.export.tokenizer import special_token_ids
+
+    family = hf_family(model.config)
+    special = special_token_ids(tokenizer_json) if tokenizer_json is not None else {}
+    cfg = transformers_config(hf_config(model, family, special))
+    hf_model = AutoModelForCausalLM.from_config(cfg).to(model.embed.weight.dtype)
+    missing, unexpected = hf_model.load_state_dict(hf_state_dict(model, family), strict=False)
+    allowed = {"lm_head.weight"} if cfg.tie_word_embeddings else set()
+    if unexpected or set(missing) - allowed:
+        raise RuntimeError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+    hf_model.tie_weights()
+    hf_model.generation_config = generation_config(cfg)
+    return hf_model.eval()

@@ -283,7 +283,8 @@ def import_hf(
             raise UserError(
                 "expanding a GPT-Neo checkpoint with new heads would give a model GPT-Neo cannot "
                 "express (it derives head_dim = hidden_size / num_heads), so it could not be "
-                "exported back; designate existing heads (mode='designate') or use forget_heads=0"
+                "exported back; designate existing heads (--mode designate) or add no heads "
+                "(--forget-heads 0)"
             )
         model = _expanded(model, fh, fu, seed)
         cfg = model.config
@@ -304,30 +305,79 @@ def import_hf_run(
     *,
     mode: Literal["expand", "designate"] = "expand",
     base_config=None,
+    base_model: str | None = None,
+    overwrite: bool = False,
     **kwargs,
 ) -> Path:
     """:func:`import_hf`, written as an excise run directory (config.yaml with the imported
-    model shape, model.safetensors, partition.json, and the checkpoint's tokenizer.json if it
-    has one), so ``excise eval`` / ``excise export`` and tools reading runs can use it.
+    model shape, model.safetensors, partition.json, meta.json, and the checkpoint's
+    tokenizer.json if it has one), so ``excise eval`` / ``excise export`` / ``train.init_from``
+    and tools reading runs can use it. Written under a temporary name and renamed, like an
+    export.
 
     ``base_config``: a :class:`excise.config.Config` whose other sections (data, method,
-    train, ...) are kept; its model and partition sections are replaced.
+    train, ...) are kept; its model and partition sections are replaced. ``base_model``:
+    the hub id of the checkpoint, recorded for model cards (default: the checkpoint's
+    ``_name_or_path`` when that is a hub id).
     """
     import shutil
 
+    from excise.checkpoint import atomic_directory
     from excise.config import Config, PartitionConfig as PC, save_config
-    from excise.run import CONFIG, TOKENIZER, save_model
+    from excise.run import CONFIG, META, TOKENIZER, run_meta, save_model, write_json
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"run directory {out} exists and is not empty")
+    path, out = Path(path), Path(out)
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"run directory {out} exists and is not empty; choose another --out or pass --overwrite")
+        if not _is_imported_run(out):
+            raise UserError(f"{out} is not a run written by excise import; --overwrite replaces only those")
     model, partition, cfg = import_hf(path, partition_config, mode=mode, **kwargs)
     pcfg = partition_config if partition_config is not None else PC(forget_heads=0, forget_mlp_units=0)
     config = (base_config or Config()).model_copy(update={"model": cfg, "partition": pcfg})
     config = Config.model_validate(config.model_dump())  # re-run the cross-section checks
-    save_model(out, model, partition)
-    save_config(config, out / CONFIG)
-    tokenizer = Path(path) / TOKENIZER
-    if tokenizer.is_file():
-        shutil.copyfile(tokenizer, out / TOKENIZER)
+    if base_model is None:
+        name = _read_config(path).get("_name_or_path")
+        if isinstance(name, str) and name.count("/") == 1 and not Path(name).exists():
+            base_model = name
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        save_model(tmp, model, partition)
+        save_config(config, tmp / CONFIG)
+        meta = run_meta(config, imported_from=str(path.resolve()), import_mode=mode, base_model=base_model)
+        write_json(tmp / META, meta)
+        tokenizer = path / TOKENIZER
+        if tokenizer.is_file():
+            shutil.copyfile(tokenizer, tmp / TOKENIZER)
     return out
+
+
+def _is_imported_run(path: Path) -> bool:
+    try:
+        return bool(json.loads((path / "meta.json").read_text(encoding="utf-8")).get("imported_from"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def cli_import(args) -> int:
+    """``excise import HF_DIR --out RUN [--mode designate|expand] [...]``."""
+    from excise import api
+
+    try:
+        layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    except ValueError:
+        raise UserError(f"--layers {args.layers!r}: expected layer numbers like 0,2,3") from None
+    out = api.import_hf(
+        args.checkpoint, args.out, mode=args.mode, forget_heads=args.forget_heads,
+        forget_mlp_units=args.forget_mlp_units, layers=layers, config=args.config,
+        overrides=args.overrides or None, base_model=args.base_model, overwrite=args.overwrite,
+    )  # fmt: skip
+    from excise.run import load_config_file
+
+    m = load_config_file(out).model
+    print(
+        f"imported {args.checkpoint} ({args.mode}: {args.forget_heads} forget head(s), "
+        f"{args.forget_mlp_units} forget MLP unit(s) per masked layer) as run {out}: "
+        f"{m.n_layers} layers, d_model {m.d_model}, {m.n_heads} heads, d_ff {m.resolved_d_ff}"
+    )
+    print(f"continue training: excise train {out / 'config.yaml'} train.init_from={out} --out RUN2 data...=...")
+    return 0

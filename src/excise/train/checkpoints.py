@@ -39,6 +39,7 @@ DIR = "checkpoints"
 STATE = "train_state.pt"
 FIT = "fit.json"
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 REQUIRED = (WEIGHTS, PARTITION, STATE, FIT)
 PHASES = ("weights", "state", "rename")
 
@@ -192,11 +193,11 @@ class RunLock:
     """An exclusive lock on a run directory: a second writer refuses to start."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / ".lock"
+        self.path = Path(run_dir) / LOCK
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # umask applies
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -29,7 +29,8 @@ class MetricsLogger:
             self.path.unlink()
         self.file = open(self.path, "a", encoding="utf-8")
         if config.logging.tensorboard:
-            self.trackers.append(_TensorBoard(self.path.parent / "tensorboard"))
+            purge = None if resume_step is None else resume_step + 1
+            self.trackers.append(_TensorBoard(self.path.parent / "tensorboard", purge_step=purge))
         if config.logging.wandb:
             self.trackers.append(_WandB(config))
 
@@ -68,14 +69,18 @@ def _scalars(record: dict, prefix: str = ""):
 
 
 class _TensorBoard:
-    def __init__(self, logdir: Path) -> None:
+    """Scalars per event. On resume a new event file starts with ``purge_step``: TensorBoard
+    then drops the older files' events from that step on, which the killed run had logged
+    past its checkpoint (as metrics.jsonl is cut back), so no step is shown twice."""
+
+    def __init__(self, logdir: Path, purge_step: int | None = None) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             from excise.errors import UserError
 
             raise UserError("logging.tensorboard needs the tensorboard package (pip install excise[tracking])") from e
-        self.writer = SummaryWriter(str(logdir))
+        self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
 
     def log(self, record: dict) -> None:
         for k, v in _scalars(record, f"{record.get('event', 'log')}/"):

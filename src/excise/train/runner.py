@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from excise.config import Config, load_config, save_config
+from excise.config import Config, save_config
 from excise.errors import UserError
 from excise.methods.registry import get_method
 from excise.model.gpt import GPT, Mode, StepPlan
@@ -92,7 +92,9 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool, d: Dist) -> None:
     if d.main:
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out} exists and is not a directory")
-        non_empty = out.is_dir() and any(out.iterdir())
+        # a lone .lock is what a run that failed before writing anything leaves (the lock is
+        # free: train() checked), so it does not make the directory a run to protect
+        non_empty = out.is_dir() and any(p.name != checkpoints.LOCK for p in out.iterdir())
         if non_empty and not resume:
             if not overwrite:
                 raise UserError(
@@ -227,11 +229,12 @@ def train(
 
 def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, Partition]:
     """Initialise from ``train.init_from``: its weights, and its partition when it has one."""
-    from excise.run import load_model_dir
+    from excise.run import check_same_model, load_model_dir
 
     source_dir = Path(config.train.init_from)
     if not source_dir.is_dir():
         raise UserError(f"train.init_from: {source_dir} is not a directory")
+    check_same_model(source_dir, config)
     source, source_partition = load_model_dir(source_dir, config)
     if config.method.partitioned and not source_partition.empty:
         return source, source_partition
@@ -241,6 +244,10 @@ def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, P
 
 def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
     started = time.time()
+    if config.train.init_from and not resume:  # before minutes of data preparation
+        from excise.run import check_same_model
+
+        check_same_model(Path(config.train.init_from), config)
     if config.train.init_from and config.tokenizer.path is None:
         inherited = Path(config.train.init_from) / "tokenizer.json"
         if inherited.is_file():  # the starting weights only make sense with their tokenizer
@@ -379,10 +386,12 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
 
 def cli_train(args) -> int:
-    config = load_config(args.config, args.overrides)
-    summary = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
-    if summary:
-        ev = summary["eval"]
+    from excise import api
+    from excise.run import read_json
+
+    out = api.train(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        ev = read_json(out / SUMMARY)["eval"]
         print(f"run written to {args.out}")
         for variant, losses in ev.items():
             figures = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
