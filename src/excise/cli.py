@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in corpus")
     p.add_argument("--out", default="excise-demo")
+    p.add_argument("--seed", type=int, default=None, help="seed of every run (default: the recipe's, 0)")
     p.add_argument("--quick", action="store_true", help="a one-minute version (for tests)")
     p.add_argument("--overwrite", action="store_true")
 

@@ -89,7 +89,9 @@ def prepare_out(out: Path, identity: dict, overwrite: bool) -> str:
 def cli_demo(args) -> int:
     out = Path(args.out)
     quick = bool(args.quick)
-    identity = {"quick": quick, "overrides": QUICK_OVERRIDES if quick else []}
+    seed = getattr(args, "seed", None)
+    overrides = (QUICK_OVERRIDES if quick else []) + ([f"seed={seed}"] if seed is not None else [])
+    identity = {"quick": quick, "overrides": overrides}
     spec = demo_spec(quick)
     state = prepare_out(out, identity, bool(args.overwrite))
     print(f"excise demo{' --quick' if quick else ''}: SGTM vs no / weak / strict filter and RMU "
@@ -99,7 +101,7 @@ def cli_demo(args) -> int:
     # Two small runs at a time, one thread each, use a 2-core CPU better than one run on two.
     jobs = 1 if quick else min(2, os.cpu_count() or 1)
     run_sweep(
-        spec, out, QUICK_OVERRIDES if quick else [], jobs=jobs,
+        spec, out, overrides, jobs=jobs,
         extra_record={"demo": identity, "title": "demo" + (" (quick)" if quick else "")},
     )  # fmt: skip
     report = write_report(out)
