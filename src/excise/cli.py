@@ -19,6 +19,7 @@ _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, er
 # subcommand -> "module:function"; each function takes the parsed argparse namespace.
 COMMANDS = {
     "train": "excise.train.runner:cli_train",
+    "config": "excise.config_keys:cli_config",
     "eval": "excise.eval.cli:cli_eval",
     "unlearn": "excise.methods.cli:cli_unlearn",
     "relearn": "excise.eval.cli:cli_relearn",
@@ -41,12 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one run from a YAML recipe")
+    p = sub.add_parser(
+        "train", help="train one run from a YAML recipe",
+        epilog="`excise config [RECIPE]` lists every key with its type, default and description.",
+    )  # fmt: skip
     p.add_argument("config", help="YAML recipe (see configs/)")
-    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides (any config key)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+    p = sub.add_parser("config", help="every config key with its type, default and description")
+    p.add_argument("config", nargs="?", default=None, help="a YAML recipe to show resolved (optional)")
+    p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
 
     p = sub.add_parser("eval", help="evaluate a run: full / ablated / calibrated losses")
     p.add_argument("run_dir")

@@ -169,6 +169,42 @@ def demo_summary(f: DemoFindings) -> str:
     return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class Conclusion:
+    """A claim the demo makes, and the test of it on one run's findings."""
+
+    name: str
+    statement: str
+    holds: Callable[[DemoFindings], bool]
+
+
+def _outlasts_rmu(f: DemoFindings) -> bool:
+    if f.rmu_recovery is None:
+        return False  # RMU was not undone within the budget: nothing to outlast
+    return f.sgtm_recovery is None or f.sgtm_recovery > f.rmu_recovery
+
+
+# What `excise demo` concludes; the README states them, and a slow test checks them on
+# two seeds (tests/report/test_demo_conclusions.py).
+DEMO_CONCLUSIONS: tuple[Conclusion, ...] = (
+    Conclusion("two models", "ablating SGTM's forget units raises its Spanish loss by at least "
+               "1 nat and changes its English loss by at most 3%",
+               lambda f: f.ablation_forget_gain is not None and f.ablation_forget_gain >= 1.0
+               and abs(f.ablation_retain_cost) <= 3.0),
+    Conclusion("removal beyond the weak filter", "SGTM's safe model's Spanish loss is at least "
+               "0.25 nats above the weak filter's",
+               lambda f: f.forget_vs_weak is not None and f.forget_vs_weak >= 0.25),
+    Conclusion("outlasts RMU", "fine-tuning on Spanish undoes RMU's unlearning before it undoes "
+               "SGTM's removal", _outlasts_rmu),
+    Conclusion("pays in English", "SGTM's safe model's English loss is above the no-filter "
+               "model's", lambda f: f.retain_vs_no_filter is not None and f.retain_vs_no_filter > 0),
+)  # fmt: skip
+
+
+def check_conclusions(f: DemoFindings) -> dict[str, bool]:
+    return {c.name: bool(c.holds(f)) for c in DEMO_CONCLUSIONS}
+
+
 # ---------------------------------------------------------------------------------------
 # tables for documents
 
