@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from excise.errors import UserError
-from excise.report.sweep import (
-    expand_grid, expand_points, find_reference, load_spec, parse_spec, plan, point_config,
-    point_name, unique_names,
+from excise.sweep.plan import (
+    expand_grid, expand_points, find_reference, plan, point_config, point_name, unique_names,
 )  # fmt: skip
+from excise.sweep.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = str(REPO / "configs" / "bilingual-tiny.yaml")
@@ -89,10 +89,23 @@ def test_plan_adds_unlearned_runs_with_references():
     ({"base": BASE, "unlearn": "forget-it"}, "unlearn"),
     ({"base": BASE, "grid": {"seed": []}}, "no values"),
     ({"base": "no/such/recipe.yaml"}, "not found"),
+    ({"base": BASE, "eval": {"overides": []}}, "eval.overides: unknown sweep key"),
+    ({"base": BASE, "relearn": {"skip_methods": ["no-filter"]}}, "relearn.skip_methods: unknown method"),
+    ({"base": BASE, "include": [{}]}, "include.0: must map dotted keys"),
 ])  # fmt: skip
 def test_bad_sweep_files_are_user_errors(bad, message):
     with pytest.raises(UserError, match=message):
         parse_spec(bad)
+
+
+def test_every_problem_of_a_sweep_file_is_reported_with_its_key_path():
+    with pytest.raises(UserError) as err:
+        parse_spec({"gird": {}, "grid": {"seed": [], "labels.recall": []}, "jobs": 0})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "invalid sweep file (sweep):"
+    for expected in ("base:", "grid.seed: has no values", "grid.labels.recall: has no values", "jobs:",
+                     "gird: unknown sweep key"):  # fmt: skip
+        assert any(line.strip().startswith(expected) for line in lines), expected
 
 
 def test_invalid_points_fail_before_training():
@@ -130,7 +143,7 @@ def test_undiscovered_sweep_covers_the_papers_rates():
 
 def test_recipes_are_found_in_the_checkout_the_package_and_by_env(tmp_path, monkeypatch):
     import excise
-    from excise.report.sweep import configs_dir
+    from excise.sweep import configs_dir
 
     assert (configs_dir() / "demo.yaml").is_file()
     # the copy an installed wheel carries (package-data excise/configs/*.yaml)

@@ -69,8 +69,11 @@ METHODS: dict[str, Method] = {
     )
 }  # fmt: skip
 
-# Plot colours of post-hoc unlearning methods (``excise unlearn METHOD``); the others take
-# the next free colour.
+# Post-hoc unlearning methods (``excise unlearn METHOD``, ``unlearn:`` of a sweep); their
+# losses are :data:`excise.methods.unlearn.UNLEARNERS`.
+UNLEARNING_METHODS: tuple[str, ...] = ("rmu", "gradient_ascent", "gradient_difference", "npo")
+
+# Plot colours of post-hoc unlearning methods; the others take the next free colour.
 UNLEARNING_COLORS: dict[str, str] = {"rmu": "tab:purple"}
 
 

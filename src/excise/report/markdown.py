@@ -23,7 +23,7 @@ import yaml
 
 from excise.errors import UserError
 from excise.report import plots
-from excise.report.sweep import RESULTS_FILE, SWEEP_FILE, flatten_keys
+from excise.sweep import RESULTS_FILE, SWEEP_FILE, flatten_keys
 
 VARIANTS = ("full", "ablated", "calibrated")
 DOMAIN_ORDER = ("forget", "retain", "adjacent")
