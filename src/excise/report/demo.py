@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 from excise.errors import UserError
-from excise.report.markdown import HEADLINE_HEADER, format_headline, headline_rows, load_runs, write_report
+from excise.report.analysis import headline_rows
+from excise.report.markdown import HEADLINE_HEADER, fmt, format_headline, write_report
+from excise.report.records import load_runs
 from excise.sweep import SWEEP_FILE, configs_dir, parse_spec, run_sweep
 
 DEMO_METHODS = ["sgtm", "no_filter", "weak_filter", "strict_filter"]
@@ -114,8 +116,6 @@ def cli_demo(args) -> int:
 
 def format_text_table(header: list[str], rows: list[list]) -> str:
     """A fixed-width console table."""
-    from excise.report.markdown import fmt
-
     cells = [header] + [[fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
