@@ -166,6 +166,21 @@ def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_p
     assert tokens_to_reach(curve, 4.0) == ("=", 240.0)
 
 
+@pytest.mark.parametrize("method, trained_steps", [
+    ("sgtm", 10), ("gradient_routing", 10), ("no_filter", 10), ("rmu", 10),
+    ("weak_filter", 1),  # skips the steps labelled forget, trains the undiscovered one
+    ("strict_filter", 0),  # skips all forget-domain data
+])  # fmt: skip
+def test_forget_tokens_trained_are_the_forget_steps_the_method_does_not_skip(tmp_path, method, trained_steps):
+    from excise.report.leakage import forget_tokens_trained
+    from excise.report.records import RunRecord
+
+    counts = {"forget/forget": 9, "forget/default": 1, "retain/default": 10, "retain/retain": 3, "retain/forget": 2}
+    record = RunRecord(name="r", dir=tmp_path, method=method, summary={"label_counts": counts},
+                       config={"train": {"batch_size": 2}, "model": {"context": 10}})  # fmt: skip
+    assert forget_tokens_trained(record) == 20 * trained_steps
+
+
 def _sweep_dir(root: Path, name: str, runs: list[dict]) -> Path:
     (root / "sweep.json").write_text(json.dumps({"name": name, "base": "b.yaml", "grid": {}, "runs": runs}))
     return root
@@ -351,6 +366,18 @@ def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
     assert [(c.run, c.seed, c.retain, c.no_filter_retain, c.retain_vs_no_filter) for c in rows] == [
         ("sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), pytest.approx(100 * 0.4 / 3.99))]
     assert "| sgtm-lr1 | 0 | 4.390 | 3.990 | +10.0% |" in write_report(tmp_path).read_text()
+
+
+def test_plot_colours_come_from_the_method_registry():
+    from excise.report.plots import COLORS, EXTRA_COLORS, color_of
+
+    assert COLORS == {
+        "sgtm": "tab:red", "gradient_routing": "tab:orange", "activation_masking": "tab:brown",
+        "no_filter": "tab:gray", "weak_filter": "tab:blue", "strict_filter": "tab:green",
+        "rmu": "tab:purple",
+    }  # fmt: skip
+    assert not set(EXTRA_COLORS) & set(COLORS.values())
+    assert color_of("npo", 3) == "C3"  # no registry colour: matplotlib's cycle
 
 
 def test_each_run_kind_of_a_merged_report_gets_its_own_colour():

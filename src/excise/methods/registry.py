@@ -77,6 +77,11 @@ UNLEARNING_METHODS: tuple[str, ...] = ("rmu", "gradient_ascent", "gradient_diffe
 UNLEARNING_COLORS: dict[str, str] = {"rmu": "tab:purple"}
 
 
+# The method every other is measured against: the relearning target of a sweep's runs, the
+# run post-hoc unlearning starts from, the baseline of the report's same-seed comparisons.
+REFERENCE_METHOD = "no_filter"
+
+
 def get_method(name: str) -> Method:
     try:
         return METHODS[name]

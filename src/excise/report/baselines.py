@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from excise.methods.registry import REFERENCE_METHOD
 from excise.report.analysis import MeanSpread, mean_spread
 from excise.report.records import COMPARABLE_TRAIN_KEYS, RunRecord, run_label
 
-REFERENCE = "no_filter"  # the model every other is measured against
 WEAK_FILTER = "weak_filter"  # the data-filtering baseline a partitioned model must beat
 
 
@@ -94,10 +94,10 @@ def paired_comparisons(records: list[RunRecord]) -> list[PairedComparison]:
     """
     rows = []
     for r in records:
-        if r.method == REFERENCE and r.kind == "train":
+        if r.method == REFERENCE_METHOD and r.kind == "train":
             continue
         _, own = r.released_losses()
-        nf, weak = partner(records, r, REFERENCE, False), partner(records, r, WEAK_FILTER, True)
+        nf, weak = partner(records, r, REFERENCE_METHOD, False), partner(records, r, WEAK_FILTER, True)
         nf_retain = nf.released_losses()[1].get("retain") if nf else None
         weak_forget = weak.released_losses()[1].get("forget") if weak and weak is not r else None
         retain, forget = own.get("retain"), own.get("forget")
@@ -149,9 +149,9 @@ def paired_curves(records: list[RunRecord]) -> PairedCurves:
     """
     curves: PairedCurves = {}
     for r in records:
-        if r.kind != "train" or r.method == REFERENCE or not r.eval_events:
+        if r.kind != "train" or r.method == REFERENCE_METHOD or not r.eval_events:
             continue
-        nf = partner(records, r, REFERENCE, False)
+        nf = partner(records, r, REFERENCE_METHOD, False)
         weak = partner(records, r, WEAK_FILTER, True)
         if nf is None:
             continue

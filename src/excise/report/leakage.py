@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from excise.report.baselines import REFERENCE
+from excise.methods.registry import METHODS, REFERENCE_METHOD
 from excise.report.records import RunRecord
 
 
@@ -38,15 +38,20 @@ def forget_learning_curve(record: RunRecord) -> list[tuple[float, float]]:
 
 
 def forget_tokens_trained(record: RunRecord) -> int | None:
-    """Forget-domain tokens a finished run trained on (filters skip some or all of them)."""
+    """Forget-domain tokens a finished run trained on: its forget-domain steps
+    (``summary.json`` label counts, keyed ``"domain/label"``) less those its method skips
+    (:meth:`excise.methods.registry.Method.skips`: filters skip some or all of them)."""
     counts = (record.summary or {}).get("label_counts")
     per_step = record.tokens_per_step
     if not counts or per_step is None:
         return None
-    if record.method == "strict_filter":
-        return 0
-    skipped = ("forget/forget",) if record.method == "weak_filter" else ()
-    return per_step * sum(n for k, n in counts.items() if k.startswith("forget/") and k not in skipped)
+    method = METHODS.get(record.method)  # None for unlearning methods: they skip nothing
+
+    def trained(key: str) -> bool:
+        domain, _, label = key.partition("/")
+        return key.startswith("forget/") and not (method is not None and method.skips(label, domain))
+
+    return per_step * sum(n for k, n in counts.items() if trained(k))
 
 
 def tokens_to_reach(curve: list[tuple[float, float]], loss: float) -> tuple[str, float] | None:
@@ -81,10 +86,10 @@ class Leakage:
 
 def leakage(records: list[RunRecord]) -> list[Leakage]:
     """Every run's leakage, against its sweep's no-filter reference (else one of its seed)."""
-    references = {r.name: r for r in records if r.method == REFERENCE and r.kind == "train"}
+    references = {r.name: r for r in records if r.method == REFERENCE_METHOD and r.kind == "train"}
     rows = []
     for r in records:
-        if r.method == REFERENCE and r.kind == "train":
+        if r.method == REFERENCE_METHOD and r.kind == "train":
             continue
         ref = references.get(r.reference or "")
         if ref is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from excise.errors import UserError
+from excise.methods.registry import REFERENCE_METHOD
 from excise.report import plots
 from excise.report.analysis import (
     MeanSpread, headline_rows, loss_domains, relearn_outcomes, training_rows, undiscovered_groups,
@@ -78,7 +79,7 @@ def format_headline(rows: list[dict]) -> list[list[Any]]:
         if h["attacked"]:
             rec = _not_recovered(h["steps_to_recover"], h["relearn_steps"])
         else:
-            rec = "reference" if h["method"] == "no_filter" else "–"
+            rec = "reference" if h["method"] == REFERENCE_METHOD else "–"
         out.append([h["method"], h["run"], h["retain"], h["forget"], rec])
     return out
 

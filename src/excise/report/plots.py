@@ -17,15 +17,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from excise.methods.registry import METHODS, REFERENCE_METHOD, UNLEARNING_COLORS, method_color  # noqa: E402
 from excise.report.analysis import UndiscoveredCurve, UndiscoveredReference, absorption_share  # noqa: E402
 from excise.report.baselines import PairedCurves  # noqa: E402
 from excise.report.records import RunRecord  # noqa: E402
 
-COLORS = {
-    "sgtm": "tab:red", "gradient_routing": "tab:orange", "activation_masking": "tab:brown",
-    "no_filter": "tab:gray", "weak_filter": "tab:blue", "strict_filter": "tab:green",
-    "rmu": "tab:purple",
-}  # fmt: skip
+# {method: colour} of every training and unlearning method the registry gives one.
+COLORS = {**{name: m.color for name, m in METHODS.items()}, **UNLEARNING_COLORS}
 
 
 # For a method's second and later run kinds; none is in COLORS.
@@ -36,7 +34,8 @@ TRADEOFF_MAX_RUNS = 12  # more trajectories than this are unreadable in one plot
 
 
 def color_of(method: str, index: int = 0) -> str:
-    return COLORS.get(method, f"C{index % 10}")
+    """The method's registry colour, else matplotlib's ``index``-th default colour."""
+    return method_color(method) or f"C{index % 10}"
 
 
 def kind_colors(kinds: list[tuple[str, str]]) -> list[str]:
@@ -99,7 +98,7 @@ def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = TRADEOFF_MA
             init_points.add((math.log(r.vocab_size), math.log(r.vocab_size)))
     for j, (x, y) in enumerate(sorted(p for p in init_points if None not in p)):
         ax.plot(x, y, "*", color="black", markersize=12, label="random init" if j == 0 else None)
-    refs = [r for r in runs if r.method == "no_filter" and r.final_losses("full")]
+    refs = [r for r in runs if r.method == REFERENCE_METHOD and r.final_losses("full")]
     for j, r in enumerate(refs):
         f = r.final_losses("full")
         if "retain" in f and "forget" in f:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from excise.errors import UserError
+from excise.methods.registry import METHODS, REFERENCE_METHOD
 from excise.sweep import RESULTS_FILE, SWEEP_FILE, flatten_keys
 
 VARIANTS = ("full", "ablated", "calibrated")
@@ -89,9 +90,11 @@ class RunRecord:
 
     @property
     def partitioned(self) -> bool:
+        """Trained forget units (so releases the ablated model): as eval.json says, else as
+        the method registry says; unlearning methods and unknown names are not."""
         if self.eval is not None and "partitioned" in self.eval:
             return bool(self.eval["partitioned"])
-        return self.method in ("sgtm", "gradient_routing", "activation_masking")
+        return self.method in METHODS and METHODS[self.method].partitioned
 
     @property
     def released_variant(self) -> str:
@@ -209,7 +212,7 @@ def run_label(r: RunRecord, extras: bool = True, skip: tuple[str, ...] = (), abl
     """How tables and plots name a run's kind: the method ("(ablated)" for partitioned runs
     when ``ablated``), then the grid values that set it apart (seed and ``skip`` excluded)."""
     if r.kind == "unlearn":
-        return f"no_filter + {r.method}"
+        return f"{REFERENCE_METHOD} + {r.method}"  # unlearning starts from the reference
     label = f"{r.method} (ablated)" if ablated and r.partitioned else r.method
     if extras:
         label += "".join(f" {setting_label(k)}={value_text(v)}" for k, v in r.values.items()

@@ -18,10 +18,8 @@ from typing import Any
 
 from excise.config import Config, ConfigError, apply_overrides, config_from_dict, read_yaml
 from excise.errors import UserError
+from excise.methods.registry import REFERENCE_METHOD
 from excise.sweep.spec import SweepSpec
-
-# The relearning reference of every run, and the run an unlearning method starts from.
-REFERENCE_METHOD = "no_filter"
 
 
 def expand_grid(grid: dict[str, list]) -> list[dict[str, Any]]:

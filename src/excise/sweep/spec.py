@@ -38,7 +38,7 @@ from pydantic import (
 
 from excise.config import ConfigError, format_validation_errors, read_yaml
 from excise.errors import UserError
-from excise.methods.registry import METHODS, UNLEARNING_METHODS
+from excise.methods.registry import METHODS, REFERENCE_METHOD, UNLEARNING_METHODS
 
 AFTER_STEPS = ("eval", "relearn")
 
@@ -160,7 +160,7 @@ class RelearnStage(_Strict):
 
     steps: int | None = Field(None, ge=0, description="relearning steps; default relearn.steps")
     overrides: Overrides = Field(default_factory=list)
-    skip_methods: MethodNames = Field(default_factory=lambda: ["no_filter"])
+    skip_methods: MethodNames = Field(default_factory=lambda: [REFERENCE_METHOD])
 
     @field_validator("skip_methods")
     @classmethod
