@@ -118,9 +118,19 @@ NOVELS_PATHS = ["data.retain.path=../shared/data/literature/en.jsonl", "data.for
 TEXTBOOKS_PATHS = ["data.path=../shared/data/topics/openstax_textbooks.jsonl"]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "sweeps").glob("*.yaml")))
-def test_shipped_sweeps_plan_valid_configs(name):
-    spec = load_spec(REPO / "configs" / "sweeps" / name)
+# Ready-made sweeps and the study sweeps behind docs/results.md.
+SWEEP_FILES = sorted(p.relative_to(REPO / "configs").as_posix()
+                     for folder in ("sweeps", "experiments") for p in (REPO / "configs" / folder).glob("*.yaml"))  # fmt: skip
+
+
+def test_both_sweep_folders_are_covered():
+    assert any(f.startswith("sweeps/") for f in SWEEP_FILES) and any(f.startswith("experiments/") for f in SWEEP_FILES)
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES)
+def test_shipped_sweeps_plan_valid_configs(path):
+    spec = load_spec(REPO / "configs" / path)
+    name = Path(path).name
     # the real-text sweeps take their data paths on the command line, as the README shows
     paths = NOVELS_PATHS if name.startswith("novels") else TEXTBOOKS_PATHS if name.startswith("textbooks") else []
     runs = plan(spec, paths)
@@ -129,7 +139,7 @@ def test_shipped_sweeps_plan_valid_configs(name):
 
 
 def test_novels_sweeps_name_the_missing_data_paths():
-    spec = load_spec(REPO / "configs" / "sweeps" / "novels-screen.yaml")
+    spec = load_spec(REPO / "configs" / "experiments" / "novels-screen.yaml")
     with pytest.raises(UserError, match="path"):
         plan(spec)
 
