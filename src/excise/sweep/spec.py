@@ -40,7 +40,7 @@ from excise.config import ConfigError, format_validation_errors, read_yaml
 from excise.errors import UserError
 from excise.methods.registry import METHODS, REFERENCE_METHOD, UNLEARNING_METHODS
 
-AFTER_STEPS = ("eval", "relearn")
+AfterStep = Literal["eval", "relearn"]  # the stages that can follow training
 
 
 def repo_root() -> Path:
@@ -138,11 +138,22 @@ def _or_empty(empty: Any):
     return BeforeValidator(lambda value: value or empty())
 
 
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(v) for v in _as_list(value)]
+
+
+def _list_or_empty(value: Any) -> list:
+    return _as_list(value or [])
+
+
 # One axis of a grid or include entry: a list of values (a single value is a list of one).
 AxisValues = Annotated[list[Any], BeforeValidator(_as_list), AfterValidator(_non_empty)]
 Points = Annotated[dict[str, AxisValues], AfterValidator(_non_empty_mapping)]
 Overrides = Annotated[list[str], BeforeValidator(_override_list)]
-MethodNames = Annotated[list[str], BeforeValidator(_as_list)]
 
 
 class _Strict(BaseModel):
@@ -160,7 +171,9 @@ class RelearnStage(_Strict):
 
     steps: int | None = Field(None, ge=0, description="relearning steps; default relearn.steps")
     overrides: Overrides = Field(default_factory=list)
-    skip_methods: MethodNames = Field(default_factory=lambda: [REFERENCE_METHOD])
+    skip_methods: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=lambda: [REFERENCE_METHOD], description="methods whose runs are not attacked"
+    )
 
     @field_validator("skip_methods")
     @classmethod
@@ -175,22 +188,26 @@ class RelearnStage(_Strict):
 class SweepSpec(_Strict):
     """A validated sweep file (see module doc); ``base`` is resolved to an existing recipe."""
 
-    name: Annotated[str | None, BeforeValidator(lambda v: str(v) if v else None)] = None
+    name: Annotated[str | None, BeforeValidator(_text_or_none)] = Field(
+        None, description="report title; default the sweep file's name"
+    )
     description: str | None = None
-    base: Path
-    overrides: Overrides = Field(default_factory=list)
-    grid: Annotated[dict[str, AxisValues], _or_empty(dict)] = Field(default_factory=dict)
-    include: Annotated[list[Points], _or_empty(list)] = Field(default_factory=list)
-    include_axes: Annotated[list[str], BeforeValidator(lambda v: [str(a) for a in _as_list(v)])] = Field(
-        default_factory=lambda: ["seed"]
+    base: Path = Field(description="the recipe every run starts from")
+    overrides: Overrides = Field(default_factory=list, description="fixed for every run")
+    grid: Annotated[dict[str, AxisValues], _or_empty(dict)] = Field(
+        default_factory=dict, description="every combination of these dotted keys' values"
     )
-    after: Annotated[list[Literal["eval", "relearn"]], BeforeValidator(lambda v: _as_list(v or []))] = Field(
-        default_factory=lambda: ["eval"]
+    include: Annotated[list[Points], _or_empty(list)] = Field(
+        default_factory=list, description="extra points, crossed with the include_axes they leave open"
     )
-    unlearn: str | None = None
+    include_axes: Annotated[list[str], BeforeValidator(_texts)] = Field(default_factory=lambda: ["seed"])
+    after: Annotated[list[AfterStep], BeforeValidator(_list_or_empty)] = Field(
+        default_factory=lambda: ["eval"], description="what to do with the trained runs"
+    )
+    unlearn: str | None = Field(None, description="unlearning method applied to every no_filter run")
     eval: Annotated[EvalStage, _or_empty(dict)] = Field(default_factory=EvalStage)
     relearn: Annotated[RelearnStage, _or_empty(dict)] = Field(default_factory=RelearnStage)
-    jobs: int = Field(1, ge=1)
+    jobs: int = Field(1, ge=1, description="runs at once unless --jobs says otherwise")
     _source: str | None = PrivateAttr(None)
 
     @field_validator("base", mode="before")
