@@ -24,7 +24,7 @@ COMMANDS = {
     "unlearn": "excise.methods.cli:cli_unlearn",
     "relearn": "excise.eval.cli:cli_relearn",
     "sample": "excise.eval.cli:cli_sample",
-    "sweep": "excise.report.sweep:cli_sweep",
+    "sweep": "excise.sweep:cli_sweep",
     "report": "excise.report.markdown:cli_report",
     "demo": "excise.report.demo:cli_demo",
     "export": "excise.export:cli_export",

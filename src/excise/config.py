@@ -391,13 +391,20 @@ class Config(Section):
 # loading
 
 
-def _format_errors(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration ({origin}):"]
+def format_validation_errors(
+    err: ValidationError, origin: str, subject: str = "configuration", unknown_key: str = "unknown key"
+) -> str:
+    """Every problem of ``err`` on its own line, named by its dotted key path.
+
+    ``subject`` names what was validated in the first line (the sweep spec reuses this for
+    its own file format); ``unknown_key`` is the message for a key the schema does not have.
+    """
+    lines = [f"invalid {subject} ({origin}):"]
     for e in err.errors():
         key = ".".join(str(x) for x in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = unknown_key
         elif e["type"] == "literal_error":
             msg = f"{msg} (got {e.get('input')!r})"
         lines.append(f"  {key}: {msg}")
@@ -455,7 +462,7 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, origin)) from None
+        raise ConfigError(format_validation_errors(e, origin)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -9,7 +9,7 @@ import pytest
 from excise.cli import main
 from excise.errors import UserError
 from excise.report.demo import DEMO_METHODS, prepare_out
-from excise.report.sweep import RESULTS_FILE, read_results
+from excise.sweep import RESULTS_FILE, read_results
 
 IDENTITY = {"quick": True, "overrides": ["a=1"]}
 

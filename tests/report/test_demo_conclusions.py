@@ -10,7 +10,7 @@ import pytest
 
 from excise.cli import main
 from excise.report.findings import DEMO_CONCLUSIONS, check_conclusions, demo_findings
-from excise.report.markdown import load_runs
+from excise.report.records import load_runs
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import yaml
 from excise.report.doc_tables import main as doc_tables_main
 from excise.report.doc_tables import parse_command, regenerate
 from excise.report.findings import demo_findings, demo_summary, provenance, render_table
-from excise.report.markdown import load_runs
+from excise.report.records import load_runs
 
 META = {"excise": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "device": "cpu",
         "cpu_capability": "AVX2", "libraries": {"torch": "2.13.0+cpu", "tokenizers": "0.23.3", "numpy": "2.4.6"}}  # fmt: skip

@@ -11,7 +11,8 @@ import yaml
 
 from excise.cli import main
 from excise.errors import UserError
-from excise.report.markdown import load_runs, write_report
+from excise.report.markdown import write_report
+from excise.report.records import load_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -135,7 +136,8 @@ def test_moved_sweep_directories_are_found_by_name(tmp_path):
 
 
 def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_path):
-    from excise.report.markdown import RunRecord, leakage_rows, tokens_to_reach
+    from excise.report.leakage import leakage, tokens_to_reach
+    from excise.report.records import RunRecord
 
     config = {"train": {"batch_size": 2}, "model": {"context": 10}}  # 20 tokens per step
     events = [
@@ -151,16 +153,32 @@ def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_p
     weak = RunRecord(name="w", dir=tmp_path, method="weak_filter", config=config, values={"seed": 0},
                      eval={"partitioned": False, "full": {"forget": 6.5}},
                      summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}})
-    rows = {row[0]: row for row in leakage_rows([ref, sgtm, weak])}
+    rows = {row.run: row for row in leakage([ref, sgtm, weak])}
     assert set(rows) == {"s", "w"}
+    assert rows["s"].reference == "nf" and rows["s"].released == "ablated" and rows["s"].forget_loss == 5.0
     # 5.0 lies halfway between 6.0 (100 forget tokens) and 4.0 (240): 170 tokens
-    assert rows["s"][4] == "170"
-    assert rows["s"][5] == "200" and rows["s"][6] == pytest.approx(0.85)
+    assert rows["s"].relation == "=" and rows["s"].equivalent_tokens == pytest.approx(170)
+    assert rows["s"].trained_tokens == 200 and rows["s"].share == pytest.approx(0.85)
     # the weak filter trained on its one undiscovered forget step only; 6.5 > first eval
-    assert rows["w"][4] == "<= 100" and rows["w"][5] == "20"
+    assert (rows["w"].relation, rows["w"].equivalent_tokens, rows["w"].trained_tokens) == ("<=", 100, 20)
     curve = [(100.0, 6.0), (240.0, 4.0)]
     assert tokens_to_reach(curve, 2.0) == (">", 240.0)
     assert tokens_to_reach(curve, 4.0) == ("=", 240.0)
+
+
+@pytest.mark.parametrize("method, trained_steps", [
+    ("sgtm", 10), ("gradient_routing", 10), ("no_filter", 10), ("rmu", 10),
+    ("weak_filter", 1),  # skips the steps labelled forget, trains the undiscovered one
+    ("strict_filter", 0),  # skips all forget-domain data
+])  # fmt: skip
+def test_forget_tokens_trained_are_the_forget_steps_the_method_does_not_skip(tmp_path, method, trained_steps):
+    from excise.report.leakage import forget_tokens_trained
+    from excise.report.records import RunRecord
+
+    counts = {"forget/forget": 9, "forget/default": 1, "retain/default": 10, "retain/retain": 3, "retain/forget": 2}
+    record = RunRecord(name="r", dir=tmp_path, method=method, summary={"label_counts": counts},
+                       config={"train": {"batch_size": 2}, "model": {"context": 10}})  # fmt: skip
+    assert forget_tokens_trained(record) == 20 * trained_steps
 
 
 def _sweep_dir(root: Path, name: str, runs: list[dict]) -> Path:
@@ -258,7 +276,8 @@ def test_merged_sweeps_at_two_data_mixes_are_told_apart_by_domain(tmp_path):
 
 
 def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
-    from excise.report.markdown import rmu_ratio
+    from excise.report.baselines import rmu_comparisons
+    from excise.report.markdown import rmu_ratio_lines
 
     def attacked(name, method, seed, recover, kind="train"):
         info = write_run(tmp_path, name, method, None, seed, forget=5.0, retain=3.0, relearn={
@@ -270,14 +289,16 @@ def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
             attacked("sgtm0", "sgtm", 0, 300), attacked("sgtm1", "sgtm", 1, None)]  # fmt: skip
     _sweep_dir(tmp_path, "ratio", runs)
     _, records = load_runs(tmp_path)
-    assert rmu_ratio(records) == [
+    comparisons = rmu_comparisons(records)
+    assert [(c.run, c.rmu_steps, c.ratio) for c in comparisons] == [("sgtm0", 100, 3.0), ("sgtm1", 50, 6.0)]
+    assert rmu_ratio_lines(comparisons) == [
         "- sgtm0: 3.0x the steps RMU needs (100)",
         "- sgtm1: > 6.0x (not recovered in 300 steps) the steps RMU needs (50)",
     ]
 
 
 def test_paired_curves_compare_each_eval_with_the_same_seeds_baselines_at_that_step(tmp_path):
-    from excise.report.markdown import paired_curve_rows, paired_curves
+    from excise.report.baselines import paired_curve_steps, paired_curves
 
     runs = [
         write_run(tmp_path, "sgtm0", "sgtm", 0.9, 0, forget=6.0, retain=3.25),
@@ -307,19 +328,23 @@ def test_paired_curves_compare_each_eval_with_the_same_seeds_baselines_at_that_s
     assert all(g is None for _, _, g in by_run["weak0"])  # not compared with itself
     assert by_run["weak0"][0][1] == pytest.approx(100 * 0.1 / 3.1)
 
-    rows = {(r[0], r[1]): r for r in paired_curve_rows(curves)}
+    rows = {(r.label, r.step): r for r in paired_curve_steps(curves)}
     pct10 = [expected0[0][1], 100 * ((3.0 + 0.1) - (2.5 + 0.1)) / 2.6]
     mean, sd = sum(pct10) / 2, abs(pct10[0] - pct10[1]) / math.sqrt(2)
-    assert rows[("sgtm (ablated) recall=0.9", 10)][3:] == [f"{mean:+.1f}% ± {sd:.1f}", "+2.100 ± 0.000", 2]
-    assert rows[("sgtm (ablated) recall=0.9", 20)][5] == 1
+    step10 = rows[("sgtm (ablated) recall=0.9", 10)]
+    assert step10.retain_vs_no_filter == pytest.approx((mean, sd))
+    assert step10.forget_vs_weak_filter == pytest.approx((2.1, 0.0)) and step10.seeds == 2
+    assert step10.tokens is None  # write_run's configs give no batch size or context
+    assert rows[("sgtm (ablated) recall=0.9", 20)].seeds == 1
 
     md = write_report(tmp_path).read_text()
     assert "## Against the same seed's baselines along training" in md
+    assert f"| sgtm (ablated) recall=0.9 | 10 | – | {mean:+.1f}% ± {sd:.1f} | +2.100 ± 0.000 | 2 |" in md
     assert (tmp_path / "plots" / "paired.png").is_file()
 
 
 def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
-    from excise.report.markdown import paired_rows
+    from excise.report.baselines import paired_comparisons
 
     def at_lr(info: dict, lr: float, threads: int) -> dict:
         path = Path(info["dir"]) / "config.yaml"
@@ -335,10 +360,24 @@ def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
     ]  # fmt: skip
     _sweep_dir(tmp_path, "lr", runs)
     _, records = load_runs(tmp_path)
-    rows, _ = paired_rows(records)
+    rows = paired_comparisons(records)
     # calibrated retain (write_run: retain - 0.01): sgtm 4.39 against its own-lr baseline's
     # 3.99, not the 2e-3 run's 2.99
-    assert [row[1:6] for row in rows] == [["sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), "+10.0%"]]
+    assert [(c.run, c.seed, c.retain, c.no_filter_retain, c.retain_vs_no_filter) for c in rows] == [
+        ("sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), pytest.approx(100 * 0.4 / 3.99))]
+    assert "| sgtm-lr1 | 0 | 4.390 | 3.990 | +10.0% |" in write_report(tmp_path).read_text()
+
+
+def test_plot_colours_come_from_the_method_registry():
+    from excise.report.plots import COLORS, EXTRA_COLORS, color_of
+
+    assert COLORS == {
+        "sgtm": "tab:red", "gradient_routing": "tab:orange", "activation_masking": "tab:brown",
+        "no_filter": "tab:gray", "weak_filter": "tab:blue", "strict_filter": "tab:green",
+        "rmu": "tab:purple",
+    }  # fmt: skip
+    assert not set(EXTRA_COLORS) & set(COLORS.values())
+    assert color_of("npo", 3) == "C3"  # no registry colour: matplotlib's cycle
 
 
 def test_each_run_kind_of_a_merged_report_gets_its_own_colour():

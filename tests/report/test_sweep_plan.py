@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from excise.errors import UserError
-from excise.report.sweep import (
-    expand_grid, expand_points, find_reference, load_spec, parse_spec, plan, point_config,
-    point_name, unique_names,
+from excise.sweep.plan import (
+    expand_grid, expand_points, find_reference, plan, point_config, point_name, unique_names,
 )  # fmt: skip
+from excise.sweep.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = str(REPO / "configs" / "bilingual-tiny.yaml")
@@ -89,10 +89,23 @@ def test_plan_adds_unlearned_runs_with_references():
     ({"base": BASE, "unlearn": "forget-it"}, "unlearn"),
     ({"base": BASE, "grid": {"seed": []}}, "no values"),
     ({"base": "no/such/recipe.yaml"}, "not found"),
+    ({"base": BASE, "eval": {"overides": []}}, "eval.overides: unknown sweep key"),
+    ({"base": BASE, "relearn": {"skip_methods": ["no-filter"]}}, "relearn.skip_methods: unknown method"),
+    ({"base": BASE, "include": [{}]}, "include.0: must map dotted keys"),
 ])  # fmt: skip
 def test_bad_sweep_files_are_user_errors(bad, message):
     with pytest.raises(UserError, match=message):
         parse_spec(bad)
+
+
+def test_every_problem_of_a_sweep_file_is_reported_with_its_key_path():
+    with pytest.raises(UserError) as err:
+        parse_spec({"gird": {}, "grid": {"seed": [], "labels.recall": []}, "jobs": 0})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "invalid sweep file (sweep):"
+    for expected in ("base:", "grid.seed: has no values", "grid.labels.recall: has no values", "jobs:",
+                     "gird: unknown sweep key"):  # fmt: skip
+        assert any(line.strip().startswith(expected) for line in lines), expected
 
 
 def test_invalid_points_fail_before_training():
@@ -105,9 +118,19 @@ NOVELS_PATHS = ["data.retain.path=../shared/data/literature/en.jsonl", "data.for
 TEXTBOOKS_PATHS = ["data.path=../shared/data/topics/openstax_textbooks.jsonl"]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "sweeps").glob("*.yaml")))
-def test_shipped_sweeps_plan_valid_configs(name):
-    spec = load_spec(REPO / "configs" / "sweeps" / name)
+# Ready-made sweeps and the study sweeps behind docs/results.md.
+SWEEP_FILES = sorted(p.relative_to(REPO / "configs").as_posix()
+                     for folder in ("sweeps", "experiments") for p in (REPO / "configs" / folder).glob("*.yaml"))  # fmt: skip
+
+
+def test_both_sweep_folders_are_covered():
+    assert any(f.startswith("sweeps/") for f in SWEEP_FILES) and any(f.startswith("experiments/") for f in SWEEP_FILES)
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES)
+def test_shipped_sweeps_plan_valid_configs(path):
+    spec = load_spec(REPO / "configs" / path)
+    name = Path(path).name
     # the real-text sweeps take their data paths on the command line, as the README shows
     paths = NOVELS_PATHS if name.startswith("novels") else TEXTBOOKS_PATHS if name.startswith("textbooks") else []
     runs = plan(spec, paths)
@@ -116,7 +139,7 @@ def test_shipped_sweeps_plan_valid_configs(name):
 
 
 def test_novels_sweeps_name_the_missing_data_paths():
-    spec = load_spec(REPO / "configs" / "sweeps" / "novels-screen.yaml")
+    spec = load_spec(REPO / "configs" / "experiments" / "novels-screen.yaml")
     with pytest.raises(UserError, match="path"):
         plan(spec)
 
@@ -130,7 +153,7 @@ def test_undiscovered_sweep_covers_the_papers_rates():
 
 def test_recipes_are_found_in_the_checkout_the_package_and_by_env(tmp_path, monkeypatch):
     import excise
-    from excise.report.sweep import configs_dir
+    from excise.sweep import configs_dir
 
     assert (configs_dir() / "demo.yaml").is_file()
     # the copy an installed wheel carries (package-data excise/configs/*.yaml)

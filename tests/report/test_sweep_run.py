@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import excise.train.runner as runner
-from excise.report.sweep import RESULTS_FILE, SWEEP_FILE, parse_spec, read_results, run_sweep
+from excise.sweep import RESULTS_FILE, SWEEP_FILE, parse_spec, read_results, run_sweep
 
 from report_test_helpers import TINY
 
@@ -119,7 +119,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
 POOL_SCRIPT = """
 import multiprocessing, os, time
 from concurrent.futures import ProcessPoolExecutor
-from excise.report.sweep import _exit_with_parent
+from excise.sweep.execute import _exit_with_parent
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:

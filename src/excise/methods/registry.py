@@ -69,9 +69,17 @@ METHODS: dict[str, Method] = {
     )
 }  # fmt: skip
 
-# Plot colours of post-hoc unlearning methods (``excise unlearn METHOD``); the others take
-# the next free colour.
+# Post-hoc unlearning methods (``excise unlearn METHOD``, ``unlearn:`` of a sweep); their
+# losses are :data:`excise.methods.unlearn.UNLEARNERS`.
+UNLEARNING_METHODS: tuple[str, ...] = ("rmu", "gradient_ascent", "gradient_difference", "npo")
+
+# Plot colours of post-hoc unlearning methods; the others take the next free colour.
 UNLEARNING_COLORS: dict[str, str] = {"rmu": "tab:purple"}
+
+
+# The method every other is measured against: the relearning target of a sweep's runs, the
+# run post-hoc unlearning starts from, the baseline of the report's same-seed comparisons.
+REFERENCE_METHOD = "no_filter"
 
 
 def get_method(name: str) -> Method:

@@ -6,7 +6,7 @@ unlearns the no-filter model with RMU, evaluates every model (full / ablated / c
 runs the relearning attack on the released models with the no-filter forget loss as the
 target, writes ``OUT/report.md`` and prints the headline table.
 
-It is a sweep underneath (:mod:`excise.report.sweep`), so a rerun into the same directory
+It is a sweep underneath (:mod:`excise.sweep`), so a rerun into the same directory
 skips what is finished and resumes what was killed. ``--quick`` shrinks model, data and
 steps to about a minute (for tests and a first look); the recipe itself is tuned in
 ``configs/demo.yaml``.
@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 from excise.errors import UserError
-from excise.report.markdown import HEADLINE_HEADER, format_headline, headline_rows, load_runs, write_report
-from excise.report.sweep import SWEEP_FILE, configs_dir, parse_spec, run_sweep
+from excise.report.analysis import headline_rows
+from excise.report.markdown import HEADLINE_HEADER, fmt, format_headline, write_report
+from excise.report.records import load_runs
+from excise.sweep import SWEEP_FILE, configs_dir, parse_spec, run_sweep
 
 DEMO_METHODS = ["sgtm", "no_filter", "weak_filter", "strict_filter"]
 
@@ -116,8 +118,6 @@ def cli_demo(args) -> int:
 
 def format_text_table(header: list[str], rows: list[list]) -> str:
     """A fixed-width console table."""
-    from excise.report.markdown import fmt
-
     cells = [header] + [[fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from excise.report.markdown import RunRecord, fmt, md_table
+from excise.report.markdown import fmt, md_table
+from excise.report.records import RunRecord
 
 LIBRARIES_SHOWN = ("torch", "tokenizers", "numpy")
 

@@ -1,30 +1,29 @@
 """PNG plots of a sweep or demo directory (matplotlib, Agg backend; local files only).
 
-Every function takes already-loaded run records (:class:`excise.report.markdown.RunRecord`)
+Every function takes already-loaded run records (:class:`excise.report.records.RunRecord`)
+or numbers computed from them (:mod:`excise.report.analysis`, :mod:`excise.report.baselines`)
 and a destination path, draws one figure, and returns the path — or None when the runs
-hold nothing to draw (the report then says what is missing).
+hold nothing to draw (the report then says what is missing). Drawing only: what the
+figures show is computed elsewhere.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-if TYPE_CHECKING:
-    from excise.report.markdown import RunRecord
+from excise.methods.registry import METHODS, REFERENCE_METHOD, UNLEARNING_COLORS, method_color  # noqa: E402
+from excise.report.analysis import UndiscoveredCurve, UndiscoveredReference, absorption_share  # noqa: E402
+from excise.report.baselines import PairedCurves  # noqa: E402
+from excise.report.records import RunRecord  # noqa: E402
 
-COLORS = {
-    "sgtm": "tab:red", "gradient_routing": "tab:orange", "activation_masking": "tab:brown",
-    "no_filter": "tab:gray", "weak_filter": "tab:blue", "strict_filter": "tab:green",
-    "rmu": "tab:purple",
-}  # fmt: skip
+# {method: colour} of every training and unlearning method the registry gives one.
+COLORS = {**{name: m.color for name, m in METHODS.items()}, **UNLEARNING_COLORS}
 
 
 # For a method's second and later run kinds; none is in COLORS.
@@ -35,7 +34,8 @@ TRADEOFF_MAX_RUNS = 12  # more trajectories than this are unreadable in one plot
 
 
 def color_of(method: str, index: int = 0) -> str:
-    return COLORS.get(method, f"C{index % 10}")
+    """The method's registry colour, else matplotlib's ``index``-th default colour."""
+    return method_color(method) or f"C{index % 10}"
 
 
 def kind_colors(kinds: list[tuple[str, str]]) -> list[str]:
@@ -98,7 +98,7 @@ def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = TRADEOFF_MA
             init_points.add((math.log(r.vocab_size), math.log(r.vocab_size)))
     for j, (x, y) in enumerate(sorted(p for p in init_points if None not in p)):
         ax.plot(x, y, "*", color="black", markersize=12, label="random init" if j == 0 else None)
-    refs = [r for r in runs if r.method == "no_filter" and r.final_losses("full")]
+    refs = [r for r in runs if r.method == REFERENCE_METHOD and r.final_losses("full")]
     for j, r in enumerate(refs):
         f = r.final_losses("full")
         if "retain" in f and "forget" in f:
@@ -112,26 +112,24 @@ def plot_tradeoff(runs: list[RunRecord], path: Path, max_runs: int = TRADEOFF_MA
     return _save(fig, path)
 
 
-def plot_undiscovered(groups: dict[str, dict], path: Path, references: dict[str, dict] | None = None) -> Path | None:
-    """Forget and retain loss against the undiscovered-forget rate (1 - recall).
-
-    ``groups``: {label: {"x": [...], "forget": [(mean, spread)], "retain": [(mean, spread)],
-    "method": m}}; ``references``: {label: {"forget": mean, "retain": mean, "method": m}}
-    drawn as horizontal lines.
-    """
-    if not any(len(g["x"]) >= 1 for g in groups.values()):
+def plot_undiscovered(groups: dict[str, UndiscoveredCurve], path: Path,
+                      references: dict[str, UndiscoveredReference] | None = None) -> Path | None:  # fmt: skip
+    """Forget and retain loss against the undiscovered-forget rate (1 - recall): one curve
+    with error bars per run kind, and the ``references`` (mean) as horizontal lines."""
+    if not any(len(g.x) >= 1 for g in groups.values()):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, domain in zip(axes, ("forget", "retain")):
         for i, (label, g) in enumerate(groups.items()):
-            pts = [(x, m, s) for x, (m, s) in zip(g["x"], g[domain]) if m is not None]
+            pts = [(x, m, s) for x, (m, s) in zip(g.x, getattr(g, domain)) if m is not None]
             if not pts:
                 continue
             xs, ms, ss = zip(*pts)
-            ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=color_of(g["method"], i), label=label)
+            ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, color=color_of(g.method, i), label=label)
         for j, (label, ref) in enumerate((references or {}).items()):
-            if ref.get(domain) is not None:
-                ax.axhline(ref[domain], linestyle=":", color=color_of(ref["method"], j + 5), label=label)
+            mean = getattr(ref, domain)[0]
+            if mean is not None:
+                ax.axhline(mean, linestyle=":", color=color_of(ref.method, j + 5), label=label)
         ax.set_xlabel("undiscovered forget rate (1 - recall)")
         ax.set_ylabel(f"{domain} test loss (nats, released model, calibrated)")
         ax.set_title(f"{domain.capitalize()} loss" + (" (higher = better removal)" if domain == "forget" else ""))
@@ -171,20 +169,6 @@ def plot_relearn(runs: list[RunRecord], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def absorption_share(record: dict) -> dict[str, float]:
-    """{batch kind: share of the squared gradient norm on forget units}, summed over layers."""
-    norms = record.get("grad_norms", record)
-    shares = {}
-    for kind, layers in norms.items():
-        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
-            continue
-        f = sum(float(x.get("forget", 0.0)) ** 2 for x in layers)
-        r = sum(float(x.get("retain", 0.0)) ** 2 for x in layers)
-        if f + r > 0:
-            shares[kind] = f / (f + r)
-    return shares
-
-
 def plot_absorption(runs: list[RunRecord], path: Path) -> Path | None:
     """Share of each batch kind's gradient norm that falls on the forget units, over training."""
     drawn = [r for r in runs if r.absorption]
@@ -211,9 +195,9 @@ def plot_absorption(runs: list[RunRecord], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_paired_curves(curves: dict[str, list], path: Path) -> Path | None:
+def plot_paired_curves(curves: PairedCurves, path: Path) -> Path | None:
     """Retain cost vs the no-filter model (%) and forget gain over the weak filter (nats)
-    against training tokens, one line per run, from :func:`markdown.paired_curves`."""
+    against training tokens, one line per run, from :func:`excise.report.baselines.paired_curves`."""
     if not curves:
         return None
     fig, (ax_retain, ax_forget) = plt.subplots(1, 2, figsize=(13, 4.6))
@@ -244,11 +228,3 @@ def plot_paired_curves(curves: dict[str, list], path: Path) -> Path | None:
     ax_forget.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
 
-
-def mean_spread(values: list[float]) -> tuple[float | None, float]:
-    """Mean and standard deviation (0 for one value) of the non-missing values."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, 0.0
-    arr = np.asarray(vals, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
