@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="markdown report with plots of sweep or demo directories")
     p.add_argument("dir", nargs="+", help="sweep / demo / run directories (several: merged)")
     p.add_argument("--out", default=None, help="where to write (default: the one DIR; required for several)")
+    p.add_argument("--table", default=None, help="print one table for a document instead (readme, "
+                   "demo-seeds, headline, paired-summary, paired, paired-curves, relearn, losses)")
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in corpus")
     p.add_argument("--out", default="excise-demo")

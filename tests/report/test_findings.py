@@ -11,7 +11,8 @@ import yaml
 
 from excise.report.doc_tables import main as doc_tables_main
 from excise.report.doc_tables import parse_command, regenerate
-from excise.report.findings import demo_findings, demo_summary, provenance, render_table
+from excise.report.findings import check_conclusions, demo_findings, demo_summary, provenance
+from excise.report.tables import render_table
 from excise.report.records import load_runs
 
 META = {"excise": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "device": "cpu",
@@ -60,6 +61,7 @@ def test_demo_findings_are_the_runs_numbers(tmp_path):
     text = demo_summary(f)
     assert "2.50 nats" in text and "1.00 nats above the weak" in text and "+16.0%" in text
     assert "undoes RMU's unlearning in 100 steps" in text and "pays" in text
+    assert all(check_conclusions(f).values())
 
 
 def test_the_summary_says_below_when_sgtm_removes_less(tmp_path):

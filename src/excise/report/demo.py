@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from excise.errors import UserError
-from excise.report.analysis import headline_rows
-from excise.report.markdown import HEADLINE_HEADER, fmt, format_headline, write_report
+from excise.report.markdown import write_report
+from excise.report.tables import render_table
 from excise.report.records import load_runs
 from excise.sweep import SWEEP_FILE, configs_dir, parse_spec, run_sweep
 
@@ -109,17 +109,8 @@ def cli_demo(args) -> int:
     report = write_report(out)
     _, records = load_runs(out)
     print()
-    print(format_text_table(HEADLINE_HEADER, format_headline(headline_rows(records))))
-    print("\nlosses: released model, calibrated, nats on held-out text (forget = Spanish, "
-          "higher is better removal; retain = English, lower is better)")
+    print(render_table("readme", records, f"excise report {out} --table readme"))
+    print("\nLosses: nats per token on held-out text, calibrated released models (docs/method.md); "
+          "Spanish is the domain removed (higher = more removed), English the one kept.")
     print(f"wall time {time.time() - started:.0f}s; report: {report}")
     return 0
-
-
-def format_text_table(header: list[str], rows: list[list]) -> str:
-    """A fixed-width console table."""
-    cells = [header] + [[fmt(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

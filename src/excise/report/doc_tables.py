@@ -45,7 +45,7 @@ def parse_command(command: str) -> tuple[list[str], str]:
 
 def table_output(command: str, runs_root: Path) -> str:
     """What ``command`` prints, with its directories resolved against ``runs_root``."""
-    from excise.report.findings import render_table
+    from excise.report.tables import render_table
     from excise.report.records import load_many
 
     dirs, name = parse_command(command)

@@ -21,6 +21,7 @@ from typing import Any
 from excise.errors import UserError
 from excise.methods.registry import REFERENCE_METHOD
 from excise.report import plots
+from excise.report.cells import not_recovered, pm, signed, signed_pm, fmt, md_table
 from excise.report.analysis import (
     MeanSpread, headline_rows, loss_domains, relearn_outcomes, training_rows, undiscovered_groups,
 )  # fmt: skip
@@ -34,41 +35,6 @@ from excise.report.records import VARIANTS, RunRecord, failed_runs, load_many
 # cells and tables
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """A table cell: floats to ``digits`` decimals, None as a dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _pm(ms: MeanSpread) -> str:
-    mean, spread = ms
-    return "–" if mean is None else f"{mean:.3f} ± {spread:.3f}"
-
-
-def _signed(value: float | None, unit: str, digits: int) -> str:
-    return "–" if value is None else f"{value:+.{digits}f}{unit}"
-
-
-def _signed_pm(ms: MeanSpread, unit: str, digits: int) -> str:
-    mean, spread = ms
-    return "–" if mean is None else f"{mean:+.{digits}f}{unit} ± {spread:.{digits}f}"
-
-
-def _not_recovered(steps_to_recover: int | None, steps: Any) -> Any:
-    return steps_to_recover if steps_to_recover is not None else f"> {steps}"
-
-
 HEADLINE_HEADER = ["method", "run", "retain loss", "forget loss", "steps to recover"]
 
 
@@ -77,7 +43,7 @@ def format_headline(rows: list[dict]) -> list[list[Any]]:
     out = []
     for h in rows:
         if h["attacked"]:
-            rec = _not_recovered(h["steps_to_recover"], h["relearn_steps"])
+            rec = not_recovered(h["steps_to_recover"], h["relearn_steps"])
         else:
             rec = "reference" if h["method"] == REFERENCE_METHOD else "–"
         out.append([h["method"], h["run"], h["retain"], h["forget"], rec])
@@ -115,6 +81,20 @@ def header_section(loaded: list[tuple[dict, list[RunRecord]]], roots: list[Path]
     return out
 
 
+def demo_section(loaded: list[tuple[dict, list[RunRecord]]], records: list[RunRecord]) -> list[str]:
+    """For a demo directory: its table, summary and conclusions (docs/method.md defines them)."""
+    if len(loaded) != 1 or "demo" not in loaded[0][0]:
+        return []
+    from excise.report import findings
+
+    f = findings.demo_findings(records)
+    held = findings.check_conclusions(f)
+    return ["## The demo", "", findings.readme_table(records), "", findings.demo_summary(f), "",
+            "Its conclusions, checked on this run:", "",
+            *[f"- {'holds' if held[c.name] else 'does NOT hold'}: {c.statement}" for c in findings.DEMO_CONCLUSIONS],
+            "", f"_{findings.provenance(records)}_", ""]  # fmt: skip
+
+
 def results_section(records: list[RunRecord], missing: list[str]) -> list[str]:
     """The headline table of released losses, and relearning resistance against RMU's."""
     no_eval = [r.name for r in records if r.eval is None]
@@ -124,8 +104,7 @@ def results_section(records: list[RunRecord], missing: list[str]) -> list[str]:
     which = "calibrated" if all(h["variant"] == "calibrated" for h in headline) else "calibrated where available"
     out = ["## Results", "",
            f"Released model, {which} losses; steps to recover = relearning steps until the forget "
-           "loss reaches the no-filter model's.", "",
-           md_table(HEADLINE_HEADER, format_headline(headline)), ""]  # fmt: skip
+           "loss reaches the no-filter model's.", "", headline_table(records), ""]  # fmt: skip
     ratio_lines = rmu_ratio_lines(rmu_comparisons(records))
     if ratio_lines:
         out += ["Relearning resistance relative to RMU:", "", *ratio_lines, ""]
@@ -137,20 +116,34 @@ PAIRED_HEADER = ["run kind", "run", "seed", "retain", "no-filter retain", "retai
 PAIRED_SUMMARY_HEADER = ["run kind", "retain vs no filter", "forget vs weak filter", "seeds"]
 
 
+def headline_table(records: list[RunRecord]) -> str:
+    return md_table(HEADLINE_HEADER, format_headline(headline_rows(records)))
+
+
+def paired_summary_table(records: list[RunRecord]) -> str:
+    """Per run kind, mean ± sd over seeds of the two same-seed comparisons."""
+    summary = [[s.label, signed_pm(s.retain_vs_no_filter, "%", 1), signed_pm(s.forget_vs_weak_filter, "", 3),
+                s.seeds] for s in paired_summary(paired_comparisons(records))]  # fmt: skip
+    return md_table(PAIRED_SUMMARY_HEADER, summary)
+
+
+def paired_table(records: list[RunRecord]) -> str:
+    """Per released model, its seed's no-filter retain and weak-filter forget loss."""
+    rows = [[c.label, c.run, c.seed, c.retain, c.no_filter_retain, signed(c.retain_vs_no_filter, "%", 1),
+             c.forget, c.weak_filter_forget, signed(c.forget_vs_weak_filter, "", 3)]
+            for c in paired_comparisons(records)]  # fmt: skip
+    return md_table(PAIRED_HEADER, rows)
+
+
 def paired_section(records: list[RunRecord]) -> list[str]:
     """Each released model against the no-filter and weak-filter runs of its seed."""
-    paired = paired_comparisons(records)
-    if not paired:
+    if not paired_comparisons(records):
         return []
-    summary = [[s.label, _signed_pm(s.retain_vs_no_filter, "%", 1), _signed_pm(s.forget_vs_weak_filter, "", 3),
-                s.seeds] for s in paired_summary(paired)]  # fmt: skip
-    rows = [[c.label, c.run, c.seed, c.retain, c.no_filter_retain, _signed(c.retain_vs_no_filter, "%", 1),
-             c.forget, c.weak_filter_forget, _signed(c.forget_vs_weak_filter, "", 3)] for c in paired]  # fmt: skip
     return ["## Against the baselines of the same seed", "",
             "Each released model's calibrated retain loss relative to the no-filter model of "
             "its seed, and its forget loss minus the weak filter's (same seed and recall): "
             "seed-to-seed swings of the baselines cancel.", "",
-            md_table(PAIRED_SUMMARY_HEADER, summary), "", md_table(PAIRED_HEADER, rows), ""]  # fmt: skip
+            paired_summary_table(records), "", paired_table(records), ""]  # fmt: skip
 
 
 def paired_curves_section(records: list[RunRecord], plot_dir: Path) -> list[str]:
@@ -159,17 +152,20 @@ def paired_curves_section(records: list[RunRecord], plot_dir: Path) -> list[str]
     if not curves:
         return []
     plots.plot_paired_curves(curves, plot_dir / "paired.png")
-    rows = [[s.label, s.step, "–" if s.tokens is None else f"{s.tokens / 1e6:.1f}M",
-             _signed_pm(s.retain_vs_no_filter, "%", 1), _signed_pm(s.forget_vs_weak_filter, "", 3), s.seeds]
-            for s in paired_curve_steps(curves)]  # fmt: skip
     return ["## Against the same seed's baselines along training", "",
             "At every eval during training (uncalibrated): the released model's retain loss "
             "relative to the no-filter model's at the same step, and its forget loss minus the "
             "weak filter's; mean ± standard deviation over seeds. Dotted lines in the plot: "
             "3% retain cost and +0.1 nats (the bar docs/results.md §5 judges the novels by).", "",
-            "![paired along training](plots/paired.png)", "",
-            md_table(["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter",
-                      "seeds"], rows), ""]  # fmt: skip
+            "![paired along training](plots/paired.png)", "", paired_curves_table(records), ""]  # fmt: skip
+
+
+def paired_curves_table(records: list[RunRecord]) -> str:
+    """Per run kind and eval step, the same-seed comparisons along training."""
+    rows = [[s.label, s.step, "–" if s.tokens is None else f"{s.tokens / 1e6:.1f}M",
+             signed_pm(s.retain_vs_no_filter, "%", 1), signed_pm(s.forget_vs_weak_filter, "", 3), s.seeds]
+            for s in paired_curve_steps(paired_curves(records))]  # fmt: skip
+    return md_table(["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter", "seeds"], rows)
 
 
 def tradeoff_section(records: list[RunRecord], plot_dir: Path, missing: list[str]) -> list[str]:
@@ -194,9 +190,9 @@ def undiscovered_section(records: list[RunRecord], plot_dir: Path) -> list[str]:
     if len({x for g in groups.values() for x in g.x}) < 2:
         return []
     plots.plot_undiscovered(groups, plot_dir / "undiscovered.png", references)
-    table = [[label, x, _pm(f), _pm(rt), n] for label, g in groups.items()
+    table = [[label, x, pm(f), pm(rt), n] for label, g in groups.items()
              for x, f, rt, n in zip(g.x, g.forget, g.retain, g.n)]  # fmt: skip
-    table += [[label, "(reference)", _pm(ref.forget), _pm(ref.retain), ref.n] for label, ref in references.items()]
+    table += [[label, "(reference)", pm(ref.forget), pm(ref.retain), ref.n] for label, ref in references.items()]
     return ["## Loss against the undiscovered-forget rate", "",
             "Released, calibrated losses; mean ± standard deviation over seeds (n runs); dotted "
             "lines: references trained without a recall axis.", "",
@@ -207,12 +203,7 @@ def undiscovered_section(records: list[RunRecord], plot_dir: Path) -> list[str]:
 def relearn_section(records: list[RunRecord], plot_dir: Path, missing: list[str]) -> list[str]:
     out = ["## Relearning attack", ""]
     if plots.plot_relearn(records, plot_dir / "relearn.png"):
-        rows = [[o.run, o.method, o.released, o.forget_before, o.reference_forget_loss,
-                 _not_recovered(o.steps_to_recover, o.steps), o.forget_after]
-                for o in relearn_outcomes(records)]  # fmt: skip
-        out += ["![relearn](plots/relearn.png)", "",
-                md_table(["run", "method", "released", "forget loss before", "no-filter forget loss",
-                          "steps to recover", "forget loss after"], rows), ""]  # fmt: skip
+        out += ["![relearn](plots/relearn.png)", "", relearn_table(records), ""]
     else:
         msg = "relearn.json in any run (run `excise relearn RUN_DIR --reference NO_FILTER_RUN`)"
         missing.append(msg)
@@ -220,12 +211,24 @@ def relearn_section(records: list[RunRecord], plot_dir: Path, missing: list[str]
     return out
 
 
-def losses_section(records: list[RunRecord]) -> list[str]:
+def relearn_table(records: list[RunRecord]) -> str:
+    rows = [[o.run, o.method, o.released, o.forget_before, o.reference_forget_loss,
+             not_recovered(o.steps_to_recover, o.steps), o.forget_after]
+            for o in relearn_outcomes(records)]  # fmt: skip
+    return md_table(["run", "method", "released", "forget loss before", "no-filter forget loss",
+                     "steps to recover", "forget loss after"], rows)  # fmt: skip
+
+
+def losses_table(records: list[RunRecord]) -> str:
     """Every final loss of every run: full, ablated and calibrated, per domain."""
     domains = loss_domains(records)
     header = ["run", "method"] + [f"{v} {d}" for v in VARIANTS for d in domains]
     rows = [[r.name, r.method] + [r.final_losses(v).get(d) for v in VARIANTS for d in domains] for r in records]
-    return ["## All losses", "", md_table(header, rows), ""]
+    return md_table(header, rows)
+
+
+def losses_section(records: list[RunRecord]) -> list[str]:
+    return ["## All losses", "", losses_table(records), ""]
 
 
 def leakage_section(records: list[RunRecord]) -> list[str]:
@@ -290,6 +293,7 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
     plot_dir = dest / "plots"
     missing: list[str] = []
     out = header_section(loaded, roots)
+    out += demo_section(loaded, records)
     out += results_section(records, missing)
     out += paired_section(records)
     out += paired_curves_section(records, plot_dir)
@@ -310,6 +314,19 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
 
 
 def cli_report(args) -> int:
+    if getattr(args, "table", None):
+        import shlex
+
+        from excise.report.tables import render_table
+
+        loaded = load_many([Path(d) for d in args.dir])
+        records = [r for _, recs in loaded for r in recs]
+        command = "excise report " + " ".join(shlex.quote(d) for d in args.dir) + f" --table {args.table}"
+        try:
+            print(render_table(args.table, records, command))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        return 0
     path = write_report(args.dir, args.out)
     print(f"report written to {path}")
     return 0
