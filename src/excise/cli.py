@@ -25,7 +25,7 @@ COMMANDS = {
     "relearn": "excise.eval.cli:cli_relearn",
     "sample": "excise.eval.cli:cli_sample",
     "sweep": "excise.sweep:cli_sweep",
-    "report": "excise.report.markdown:cli_report",
+    "report": "excise.report.cli:cli_report",
     "demo": "excise.report.demo:cli_demo",
     "export": "excise.export:cli_export",
     "import": "excise.export.importer:cli_import",

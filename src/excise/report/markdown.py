@@ -311,22 +311,3 @@ def write_report(root: str | Path | list[str | Path], out_dir: str | Path | None
 
     atomic_write_text(path, "\n".join(out))
     return path
-
-
-def cli_report(args) -> int:
-    if getattr(args, "table", None):
-        import shlex
-
-        from excise.report.tables import render_table
-
-        loaded = load_many([Path(d) for d in args.dir])
-        records = [r for _, recs in loaded for r in recs]
-        command = "excise report " + " ".join(shlex.quote(d) for d in args.dir) + f" --table {args.table}"
-        try:
-            print(render_table(args.table, records, command))
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        return 0
-    path = write_report(args.dir, args.out)
-    print(f"report written to {path}")
-    return 0
