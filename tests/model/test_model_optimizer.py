@@ -58,7 +58,7 @@ def test_unstepped_groups_stay_bit_identical(variant, stepped, frozen) -> None:
     backward(model)  # full, unmasked gradients: only the group selection protects anything
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     steps_before = dict(opt.steps)
-    opt.step(stepped)
+    opt.step(groups=stepped)
     masks = _group_masks(model, partition)
     moved = {g: 0 for g in stepped}
     for name, p in model.named_parameters():
@@ -113,8 +113,8 @@ def test_state_dict_round_trip_continues_identically() -> None:
                    ("shared", "masked_shared", "retain", "forget")]:
         backward(model)
         backward(saved_model)
-        opt.step(groups)
-        resumed.step(groups)
+        opt.step(groups=groups)
+        resumed.step(groups=groups)
     for (name, a), b in zip(model.named_parameters(), saved_model.parameters()):
         assert torch.equal(a, b), name
 

@@ -63,8 +63,14 @@ class _Segment:
         return t.narrow(self.dim, self.start, self.length)
 
 
-class PartitionedAdamW:
-    """AdamW whose shared / retain / forget element groups can be stepped independently."""
+class PartitionedAdamW(torch.optim.Optimizer):
+    """AdamW whose shared / masked-shared / retain / forget element groups can be stepped
+    independently, behind the torch optimizer interface.
+
+    ``zero_grad``, ``param_groups[...]["lr"]``, ``state_dict`` and ``step()`` work as for any
+    torch optimizer; :func:`limit_to_mode` (or ``step(groups=...)``) chooses which element
+    groups the next step updates — the others stay bit-identical, moments included.
+    """
 
     def __init__(
         self,
@@ -76,7 +82,8 @@ class PartitionedAdamW:
         weight_decay: float = 0.0,
         decay_on: str = "matrices",
     ) -> None:
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        params = [p for p in model.parameters() if p.requires_grad]
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         self.segments: dict[str, list[_Segment]] = {g: [] for g in GROUPS}
         masked_shared = mask_shared_names(model, partition)
         for name, p in model.named_parameters():
@@ -97,23 +104,29 @@ class PartitionedAdamW:
             self.segments["forget"].append(
                 _Segment(f"{name}:forget", p, s.dim, start, stop - start, dec)
             )
-        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.moments: dict[str, dict[str, torch.Tensor]] = {}
         self.steps = {g: 0 for g in GROUPS}
+        self.active_groups: tuple[str, ...] = GROUPS
         for group in self.segments.values():
             for seg in group:
                 z = torch.zeros_like(seg.view(seg.param.data))
-                self.state[seg.key] = {"exp_avg": z, "exp_avg_sq": z.clone()}
+                self.moments[seg.key] = {"exp_avg": z, "exp_avg_sq": z.clone()}
 
-    def zero_grad(self) -> None:
-        for group in self.segments.values():
-            for seg in group:
-                seg.param.grad = None
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
 
     @torch.no_grad()
-    def step(self, groups: tuple[str, ...] = GROUPS) -> None:
-        """One AdamW update of the named element groups; the others are left untouched."""
-        beta1, beta2 = self.betas
-        for g in groups:
+    def step(self, closure=None, groups: tuple[str, ...] | None = None):
+        """One AdamW update of ``groups`` (default: :attr:`active_groups`); the others are
+        left untouched."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        hp = self.param_groups[0]
+        lr, (beta1, beta2), eps, weight_decay = hp["lr"], hp["betas"], hp["eps"], hp["weight_decay"]
+        for g in groups if groups is not None else self.active_groups:
             segs = [s for s in self.segments[g] if s.param.grad is not None]
             if not segs:
                 continue
@@ -121,11 +134,11 @@ class PartitionedAdamW:
             t = self.steps[g]
             params = [s.view(s.param.data) for s in segs]
             grads = [s.view(s.param.grad) for s in segs]
-            m = [self.state[s.key]["exp_avg"] for s in segs]
-            v = [self.state[s.key]["exp_avg_sq"] for s in segs]
+            m = [self.moments[s.key]["exp_avg"] for s in segs]
+            v = [self.moments[s.key]["exp_avg_sq"] for s in segs]
             decayed = [p for p, s in zip(params, segs) if s.decay]
-            if decayed and self.weight_decay:
-                torch._foreach_mul_(decayed, 1.0 - self.lr * self.weight_decay)
+            if decayed and weight_decay:
+                torch._foreach_mul_(decayed, 1.0 - lr * weight_decay)
             torch._foreach_lerp_(m, grads, 1.0 - beta1)
             torch._foreach_mul_(v, beta2)
             torch._foreach_addcmul_(v, grads, grads, 1.0 - beta2)
@@ -133,16 +146,40 @@ class PartitionedAdamW:
             bias2 = 1.0 - beta2**t
             denom = torch._foreach_sqrt(v)
             torch._foreach_div_(denom, math.sqrt(bias2))
-            torch._foreach_add_(denom, self.eps)
-            torch._foreach_addcdiv_(params, m, denom, -self.lr / bias1)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, m, denom, -lr / bias1)
+        return loss
 
     def state_dict(self) -> dict:
-        tensors = {f"{k}:{n}": t for k, st in self.state.items() for n, t in st.items()}
+        tensors = {f"{k}:{n}": t for k, st in self.moments.items() for n, t in st.items()}
         return {"tensors": tensors, "steps": dict(self.steps), "lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
-        for k, st in self.state.items():
+        for k, st in self.moments.items():
             for n in st:
                 st[n].copy_(state["tensors"][f"{k}:{n}"])
         self.steps = {g: int(state["steps"][g]) for g in GROUPS}
-        self.lr = float(state["lr"])
+        for hp in self.param_groups:
+            hp["lr"] = float(state["lr"])
+
+
+def update_groups(mode, mask_shared: bool) -> tuple[str, ...]:
+    """Element groups a ``masking: updates`` step of ``mode`` (a ``Mode``) may change."""
+    name = getattr(mode, "value", mode)
+    if name == "forget":
+        return ("forget", "shared") if mask_shared else ("forget", "shared", "masked_shared")
+    if name == "retain":
+        return ("retain", "shared", "masked_shared")
+    return GROUPS
+
+
+def limit_to_mode(optimizer: torch.optim.Optimizer, mode, mask_shared: bool) -> None:
+    """Before ``optimizer.step()``: a :class:`PartitionedAdamW` updates only what ``mode``
+    may change; any other optimizer updates everything (its masked gradients are zero)."""
+    if isinstance(optimizer, PartitionedAdamW):
+        optimizer.active_groups = update_groups(mode, mask_shared)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -21,7 +21,7 @@ from excise.methods.registry import get_method
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition
 from excise.model.strategies import Strategy, fill_missing_grads, get_strategy
-from excise.train.optimizer import PartitionedAdamW, make_adamw
+from excise.train.optimizer import PartitionedAdamW, limit_to_mode, make_adamw, set_lr
 
 
 class NonFiniteError(RuntimeError):
@@ -70,23 +70,6 @@ def build_optimizer(model: nn.Module, partition: Partition, method: MethodConfig
     return make_adamw(model, train.lr, betas, train.weight_decay, device, train.weight_decay_on)
 
 
-def update_groups(mode: Mode, mask_shared: bool) -> tuple[str, ...]:
-    """Element groups a ``masking: updates`` step may change."""
-    if mode is Mode.FORGET:
-        return ("forget", "shared") if mask_shared else ("forget", "shared", "masked_shared")
-    if mode is Mode.RETAIN:
-        return ("retain", "shared", "masked_shared")
-    return ("shared", "masked_shared", "retain", "forget")
-
-
-def set_lr(optimizer, lr: float) -> None:
-    if isinstance(optimizer, PartitionedAdamW):
-        optimizer.lr = lr
-    else:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-
 def all_reduce_grads(model: nn.Module) -> None:
     """Average gradients over ranks (one flat buffer; every rank has the same label)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -132,7 +115,7 @@ def train_step(
     if strategy is None:
         mode = Mode.DEFAULT
     plan = strategy.plan(mode, method.mask_shared) if strategy else StepPlan()
-    optimizer.zero_grad(set_to_none=True) if not isinstance(optimizer, PartitionedAdamW) else optimizer.zero_grad()
+    optimizer.zero_grad(set_to_none=True)
     n_micro = len(micro_batches)
     total_loss = 0.0
     tokens = 0
@@ -156,8 +139,6 @@ def train_step(
         # takes the parameters (it scales their .grad), not the gradient tensors
         torch.nn.utils.clip_grads_with_norm_(params, train.grad_clip, norm)
     set_lr(optimizer, lr)
-    if isinstance(optimizer, PartitionedAdamW):
-        optimizer.step(update_groups(mode, method.mask_shared))
-    else:
-        optimizer.step()
+    limit_to_mode(optimizer, mode, method.mask_shared)
+    optimizer.step()
     return StepResult(total_loss, float(norm), tokens)
