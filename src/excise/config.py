@@ -304,6 +304,7 @@ class UnlearnConfig(Section):
     steering_coef: float | None = Field(None, gt=0)
     alpha: float = Field(100.0, ge=0, description="weight of the retain term")
     lr: float = Field(1e-3, gt=0)
+    grad_clip: float = Field(1.0, ge=0, description="clip the gradients' global norm; 0 = off")
     steps: int = Field(100, ge=0)
     batch_size: int = Field(8, ge=1)
     update_layers: list[int] | None = None

@@ -29,46 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from excise.config import DOMAINS, Config, EvalConfig, apply_overrides, config_from_dict
+from excise.config import DOMAINS, Config, EvalConfig
 from excise.errors import UserError
 from excise.eval.calibration import fit_output_bias
 from excise.eval.losses import LossStat, domain_loss
 from excise.eval.probes import fact_accuracy, forget_language_share, generate
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, ablated_copy
+from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.run import EVAL, PARTITION, TOKENIZER, WEIGHTS, load_run, read_json, write_json
 
 EVAL_VERSION = 1  # bump when the meaning of any figure changes (invalidates caches)
-
-
-def resolve_device(config: Config, device: str | None = None) -> str:
-    want = device or config.train.device
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return want
-
-
-def prepare(config: Config, run_dir: Path | None = None):
-    """The run's data (``excise.data.prepare_data``; cached by the data module)."""
-    try:
-        from excise.data import prepare_data
-    except ImportError as e:
-        raise UserError(f"data preparation is unavailable ({e})") from None
-    if run_dir is not None and (Path(run_dir) / TOKENIZER).is_file():
-        # the run's own tokenizer, so eval never retrains one (and never rewrites the file)
-        tok = config.tokenizer.model_copy(update={"path": str(Path(run_dir) / TOKENIZER)})
-        config = config.model_copy(update={"tokenizer": tok})
-        run_dir = None
-    return prepare_data(config, run_dir=run_dir, progress=False)
-
-
-def with_eval_overrides(config: Config, overrides: list[str] | None) -> Config:
-    """Apply ``eval.*`` (or any) dotted overrides to a run's config."""
-    if not overrides:
-        return config
-    data = config.model_dump(mode="json")
-    apply_overrides(data, list(overrides))
-    return config_from_dict(data, origin="run config + overrides")
 
 
 def _file_digest(path: Path) -> str | None:
@@ -215,7 +186,7 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    config = with_eval_overrides(run.config, overrides)
+    config = with_overrides(run.config, overrides)
     options = {"calibrate": calibrate, "probes": probes}
     key = cache_key(run_dir, config, options, data)
     out = run_dir / EVAL
@@ -228,7 +199,7 @@ def evaluate_run(
             return previous
     dev = resolve_device(config, device)
     if data is None:
-        data = prepare(config, run_dir)
+        data = prepare_run_data(config, run_dir)
     result = evaluate_model(
         run.model, run.partition, data, config.eval, dev, calibrate, seed=config.seed,
         probes=probes, bilingual=is_bilingual(config),

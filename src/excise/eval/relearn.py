@@ -24,7 +24,7 @@ import torch
 
 from excise.config import Config, MethodConfig, RelearnConfig, TrainConfig
 from excise.errors import UserError
-from excise.eval.evaluate import prepare, resolve_device, with_eval_overrides
+from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.eval.losses import as_tensor, domain_loss
 from excise.model.gpt import GPT, Mode
 from excise.model.partition import Partition, ablated_copy
@@ -144,14 +144,14 @@ def relearn_run(
     """Attack the released model of ``run_dir``; write and return ``RUN_DIR/relearn.json``."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
-    config = with_eval_overrides(run.config, overrides)
+    config = with_overrides(run.config, overrides)
     if steps is not None:
         if steps < 0:
             raise UserError(f"--steps must be >= 0, got {steps}")
         config = config.model_copy(update={"relearn": config.relearn.model_copy(update={"steps": steps})})
     dev = resolve_device(config, device)
     if data is None:
-        data = prepare(config, run_dir)
+        data = prepare_run_data(config, run_dir)
     forget_train = data.train.get("forget")
     if forget_train is None or len(forget_train) == 0:
         raise UserError(f"{run_dir}: the run's data has no forget training sequences to relearn on")

@@ -38,6 +38,7 @@ from excise.eval.losses import as_tensor
 from excise.model.gpt import GPT
 from excise.model.partition import Partition
 from excise.run import META, SUMMARY, TOKENIZER, load_run, run_meta, save_model, write_json
+from excise.train.step import NonFiniteError, clip_and_update
 
 
 @dataclass
@@ -158,9 +159,10 @@ def unlearn_model(
             rb = retain[torch.randint(0, len(retain), (cfg.batch_size,), generator=gen)].to(device)
             loss = UNLEARNERS[method](model, fb, rb, state)
             opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                raise NonFiniteError("unlearning loss")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            clip_and_update(model, opt, cfg.grad_clip, cfg.lr)  # the training step's own clipping
             losses.append(float(loss.detach()))
     finally:
         for n, p in model.named_parameters():
@@ -184,7 +186,7 @@ def unlearn_run(
     empty partition.json, the source tokenizer.json, meta.json (source run, method) and
     summary.json; ``excise eval`` and ``excise relearn`` accept it like any run.
     """
-    from excise.eval.evaluate import prepare, resolve_device, with_eval_overrides
+    from excise.runtime import prepare_run_data, resolve_device, with_overrides
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if method not in UNLEARNERS:
@@ -194,10 +196,10 @@ def unlearn_run(
     if out_dir.exists() and any(out_dir.iterdir()) and not _is_unlearn_output(out_dir):
         raise UserError(f"{out_dir} exists and is not an earlier unlearning output; choose another --out")
     run = load_run(run_dir)
-    config: Config = with_eval_overrides(run.config, [*(overrides or []), f"unlearn.method={method}"])
+    config: Config = with_overrides(run.config, [*(overrides or []), f"unlearn.method={method}"])
     dev = resolve_device(config, device)
     if data is None:
-        data = prepare(config, run_dir)
+        data = prepare_run_data(config, run_dir)
     forget = data.train.get("forget")
     retain = data.train.get("retain")
     if retain is None or len(retain) == 0:

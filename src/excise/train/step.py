@@ -131,14 +131,27 @@ def train_step(
     all_reduce_grads(model)
     if strategy is not None:
         strategy.after_backward(model, partition, mode, method.mask_shared)
+    limit_to_mode(optimizer, mode, method.mask_shared)
+    norm = clip_and_update(model, optimizer, train.grad_clip, lr, check_finite)
+    return StepResult(total_loss, norm, tokens)
+
+
+def clip_and_update(
+    model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float, lr: float, check_finite: bool = True
+) -> float:
+    """The end of every optimizer step, training or unlearning: the global norm of the
+    (masked) gradients, clipped to ``grad_clip`` (0: off), then the update at ``lr``.
+
+    Returns the norm before clipping; raises :class:`NonFiniteError` before any weight
+    changes if a gradient is not finite.
+    """
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     if check_finite and not torch.isfinite(norm):
         raise NonFiniteError(f"gradient of {first_nonfinite_grad(model)}")
-    if train.grad_clip > 0:
+    if grad_clip > 0:
         # takes the parameters (it scales their .grad), not the gradient tensors
-        torch.nn.utils.clip_grads_with_norm_(params, train.grad_clip, norm)
+        torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
     set_lr(optimizer, lr)
-    limit_to_mode(optimizer, mode, method.mask_shared)
     optimizer.step()
-    return StepResult(total_loss, float(norm), tokens)
+    return float(norm)
