@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from excise.errors import UserError
+from excise.train.preemption import EXIT_PREEMPTED, Preempted
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -32,6 +33,17 @@ COMMANDS = {
 }
 
 
+TRAIN_EPILOG = f"""\
+exit codes:
+  0   the run finished
+  2   a user error (config, data, run directory), explained in one paragraph
+  {EXIT_PREEMPTED}  preempted: a signal of train.preempt_signals (default SIGTERM, SIGUSR1) stopped
+      training after a whole step with a checkpoint (every rank at the same step) and
+      RUN/preempted.json; continue with the same command plus --resume
+      (docs/reliability.md has a SLURM script that requeues on it)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="excise",
@@ -40,11 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one run from a YAML recipe")
+    p = sub.add_parser(
+        "train", help="train one run from a YAML recipe", epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     p.add_argument("config", help="YAML recipe (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--resume", action="store_true", help="continue a killed or preempted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
     p = sub.add_parser("eval", help="evaluate a run: full / ablated / calibrated losses")
@@ -138,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Preempted as e:
+        print(f"excise {args.command}: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     return int(result or 0)
 
 
