@@ -12,7 +12,7 @@ import errno
 import importlib
 import sys
 
-from excise.errors import UserError
+from excise.errors import PeerFailure, UserError
 from excise.train.preemption import EXIT_PREEMPTED, Preempted
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -36,6 +36,8 @@ COMMANDS = {
 TRAIN_EPILOG = f"""\
 exit codes:
   0   the run finished
+  1   a crash, or (several processes) another process died or hung past
+      train.dist_timeout_s: continue from the last checkpoint with --resume
   2   a user error (config, data, run directory), explained in one paragraph
   {EXIT_PREEMPTED}  preempted: a signal of train.preempt_signals (default SIGTERM, SIGUSR1) stopped
       training after a whole step with a checkpoint (every rank at the same step) and
@@ -156,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as e:
         print(f"excise {args.command}: {e}", file=sys.stderr)
         return EXIT_PREEMPTED
+    except PeerFailure as e:
+        if args.debug:
+            raise
+        print(f"excise {args.command}: error: {e}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

@@ -121,12 +121,16 @@ class Trainer:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, 1)
                 os.dup2(err_fd, 2)
+                # pytest replaces sys.stdout / sys.stderr by in-memory captures: use the fds
+                sys.stdout = open(1, "w", closefd=False)
+                sys.stderr = open(2, "w", buffering=1, closefd=False)
                 from excise.cli import main
 
                 code = main(argv)
             except BaseException:
                 os.write(err_fd, traceback.format_exc().encode())
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         os.close(err_fd)
         self.pid = pid

@@ -111,8 +111,12 @@ class Preemption:
 
     def __enter__(self) -> Preemption:
         if threading.current_thread() is threading.main_thread():
-            for number in self.numbers:
-                self._previous[number] = signal.signal(number, self._handle)
+            try:
+                for number in self.numbers:
+                    self._previous[number] = signal.signal(number, self._handle)
+            except BaseException:  # a signal already, between two installs: leave none behind
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc) -> None:

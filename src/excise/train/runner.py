@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from excise.config import Config, load_config, save_config
-from excise.errors import UserError
+from excise.errors import PeerFailure, UserError
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition, build_model
 from excise.run import (
@@ -239,9 +239,34 @@ def train(
         if d.main:
             write_marker(out, e.step, e.signal_number, e.checkpoint)
         raise
+    except Exception as e:
+        if d.world_size > 1 and _in_collective(e):
+            raise _peer_failure(e, config, out) from e
+        raise
     finally:
         if lock:
             lock.release()
+
+
+def _in_collective(e: BaseException) -> bool:
+    """Whether ``e`` was raised inside torch.distributed (gloo raises plain RuntimeErrors)."""
+    if isinstance(e, dist.DistError):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"torch{os.sep}distributed{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+def _peer_failure(e: BaseException, config: Config, out: Path) -> PeerFailure:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    saved = checkpoints.step_dirs(out)
+    where = f"its last checkpoint ({saved[-1].name})" if saved else "step 0 (no checkpoint was written)"
+    return PeerFailure(
+        f"a collective with the other processes failed ({first[:300]}): one of them died, or "
+        f"hung for longer than train.dist_timeout_s ({config.train.dist_timeout_s:g} s). "
+        f"The run continues from {where} with the same command and --resume."
+    )
 
 
 def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, Partition]:
