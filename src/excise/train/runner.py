@@ -315,7 +315,7 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule, preempt: Pr
             fit = Fit.from_json(restored)
     if d.main:
         save_config(config, out / CONFIG)
-        write_json(out / META, run_meta(config, d.world_size, device=device, resumed_from=fit.step or None))
+        write_json(out / META, run_meta(config, d.world_size, device=device, backend=d.backend, resumed_from=fit.step or None))
     logger = MetricsLogger(out / METRICS, config, enabled=d.main, resume_step=fit.step if resume else None)
 
     forward_model = torch.compile(model) if config.train.compile else model
