@@ -11,8 +11,9 @@ suite runs)::
 
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu_check.json --novels-en EN --novels-es ES
 
-Sections, in this order, each in its own process with its own time box, so that a hang or
-a crash (a CUDA error poisons its process) in one never loses the others:
+Sections, each in its own processes with its own time box, so that a hang or a crash (a
+CUDA error poisons its process) in one never loses the others; 2 and 3 run side by side
+(neither is timed), 4 runs alone:
 
 1. ``env``: torch, CUDA, cuDNN, NCCL and transformers versions, the GPU, ``nvidia-smi``.
 2. ``torchrun``: ``torchrun --standalone --nproc_per_node 1 -m excise train`` on the GPU in
@@ -69,6 +70,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -134,13 +136,18 @@ class Check:
         self.work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="gpu_check-"))
         self.work.mkdir(parents=True, exist_ok=True)
         self.faults = dict(f.split("=", 1) for f in args.inject_fault)  # tests only
+        self.lock = threading.RLock()
+        self.procs: set[subprocess.Popen] = set()  # running children, to stop with this process
         self.results: dict = {
             "schema_version": 1, "dry_run": args.dry_run,
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "budget_seconds": args.budget, "device": None, "env": {}, "peak": None,
             "sections": {}, "items": {}, "ratios": {}, "torchrun": {}, "novels": {},
         }  # fmt: skip
-        self.env = {**os.environ, "EXCISE_CACHE": str(self.work / "cache"), "PYTHONUNBUFFERED": "1"}
+        # src/ on the path: the check runs from a checkout even where excise is not installed
+        path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "EXCISE_CACHE": str(self.work / "cache"), "PYTHONUNBUFFERED": "1",
+                    "PYTHONPATH": path}  # fmt: skip
         self.env.pop("EXCISE_FAULT_KILL_AT", None)
 
     # -- bookkeeping
@@ -148,11 +155,12 @@ class Check:
         return self.deadline - time.time()
 
     def save(self) -> None:
-        self.results["total_seconds"] = time.time() - self.t0
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.out.with_name(f".{self.out.name}.tmp")
-        tmp.write_text(json.dumps(self.results, indent=1, default=str) + "\n")
-        os.replace(tmp, self.out)
+        with self.lock:  # torchrun and novels run side by side
+            self.results["total_seconds"] = time.time() - self.t0
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.out.with_name(f".{self.out.name}.tmp")
+            tmp.write_text(json.dumps(self.results, indent=1, default=str) + "\n")
+            os.replace(tmp, self.out)
 
     def log(self, text: str) -> None:
         print(f"[{time.time() - self.t0:6.1f}s] {text}", flush=True)
@@ -179,16 +187,31 @@ class Check:
         """Run ``cmd`` in its own process group; kill the whole group at ``timeout``.
         Returns (exit code or None on timeout, stdout, stderr)."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env, cwd=cwd or REPO,
-                                    start_new_session=True)  # fmt: skip
+            proc = self.spawn(cmd, stdout=out, stderr=err, cwd=cwd)
             try:
                 code = proc.wait(timeout=max(1.0, timeout))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 code = None
+            self.procs.discard(proc)
             out.seek(0)
             err.seek(0)
             return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+    def spawn(self, cmd: list[str], cwd: Path | None = None, **kw) -> subprocess.Popen:
+        """A child in its own process group (so a time box can kill all it started)."""
+        proc = subprocess.Popen(cmd, env=self.env, cwd=cwd or REPO, start_new_session=True, **kw)
+        self.procs.add(proc)
+        return proc
+
+    def stop(self, signum, frame) -> None:
+        """SIGTERM / SIGINT to the check: end the children too, keep the JSON written so far."""
+        for proc in list(self.procs):
+            if proc.poll() is None:  # never a reaped (possibly reused) process id
+                _kill_group(proc)
+        self.results["interrupted_by"] = signal.Signals(signum).name
+        self.save()
+        os._exit(128 + signum)
 
     # -- sections
     def do_env(self) -> None:
@@ -200,8 +223,12 @@ class Check:
             env = {}
         self.results["env"] = env
         device = self.args.device
-        if device == "auto":
-            device = "cuda" if env.get("cuda_available") else "cpu"
+        if device == "auto" and self.args.dry_run:
+            device = "cpu"  # the rehearsal; --dry-run --device cuda is a quick GPU smoke test
+        elif device == "auto":
+            # without an answer from torch, a visible NVIDIA driver is the best guess
+            visible = env.get("cuda_available") if env else shutil.which("nvidia-smi") is not None
+            device = "cuda" if visible else "cpu"
         self.results["device"] = device
         status = "ok" if env else ("timeout" if code is None else "failed")
         self.section("env", status=status, seconds=time.time() - started,
@@ -263,8 +290,7 @@ class Check:
     def _signal_torchrun(self, cmd: list[str], run: Path, at: int, deadline: float) -> dict:
         """First launch: SIGTERM to the agent (which forwards it) once step ``at`` is logged."""
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=self.env, cwd=REPO,
-                                    start_new_session=True)  # fmt: skip
+            proc = self.spawn(cmd, stdout=subprocess.DEVNULL, stderr=err)
             seen = 0
             while time.time() < deadline and proc.poll() is None and (seen := _last_step(run)) < at:
                 time.sleep(0.02)
@@ -280,6 +306,7 @@ class Check:
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 return {"status": "timeout", "error": f"still running {time.time() - signalled:.0f} s after SIGTERM"}
+            self.procs.discard(proc)
             err.seek(0)
             text = err.read().decode(errors="replace")
         marker = _read_json(run / "preempted.json")
@@ -378,14 +405,20 @@ class Check:
             raise RuntimeError(f"injected fault in {where}")
 
     def main(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
         self.save()
         self.do_env()
         if self.results["device"] == "cpu" and not self.args.dry_run and self.args.device != "cpu":
             self.log("no CUDA device found: use --dry-run for the CPU rehearsal (or --device cpu to insist)")
             self.save()
             return 2
-        for step in (self.do_torchrun, self.do_novels, self.do_throughput):
-            step()
+        # the two correctness checks side by side (neither is timed), then throughput alone
+        side = threading.Thread(target=self.do_novels, name="novels")
+        side.start()
+        self.do_torchrun()
+        side.join()
+        self.do_throughput()
         print(format_table(self.results))
         self.save()
         print(f"wrote {self.out}")
@@ -504,44 +537,44 @@ def _fmt(x) -> str:
 
 
 def child_env() -> dict:
+    """Versions and the device; every optional probe may fail without losing the rest."""
     import platform
 
     import torch
 
     info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
             "cuda_available": torch.cuda.is_available(), "cpu_count": os.cpu_count()}  # fmt: skip
-    try:
-        import transformers
 
-        info["transformers"] = transformers.__version__
-    except ImportError:
-        info["transformers"] = None
-    try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                            text=True, timeout=10).stdout.strip() or None  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
-        info.update({
-            "gpu": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(),
-            "capability": list(torch.cuda.get_device_capability(0)),
-            "memory_gib": p.total_memory / 2**30, "bf16": torch.cuda.is_bf16_supported(),
-            "cudnn": torch.backends.cudnn.version(),
-            "nccl": ".".join(map(str, torch.cuda.nccl.version())) if hasattr(torch.cuda, "nccl") else None,
-        })  # fmt: skip
+    def probe(key: str, get) -> None:
         try:
-            smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
-                                  "--format=csv,noheader"], capture_output=True, text=True, timeout=20)  # fmt: skip
-            info["nvidia_smi"] = smi.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            info["nvidia_smi"] = None
+            info[key] = get()
+        except Exception as e:  # noqa: BLE001 - a missing tool or an odd version format
+            info[key] = f"unavailable ({type(e).__name__}: {e})"
+
+    probe("transformers", lambda: __import__("importlib.metadata").metadata.version("transformers"))
+    probe("git_commit", lambda: subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                               text=True, timeout=10).stdout.strip() or None)  # fmt: skip
+    if info["cuda_available"]:
+        probe("gpu", lambda: torch.cuda.get_device_name(0))
+        probe("gpus", torch.cuda.device_count)
+        probe("capability", lambda: list(torch.cuda.get_device_capability(0)))
+        probe("memory_gib", lambda: torch.cuda.get_device_properties(0).total_memory / 2**30)
+        probe("bf16", torch.cuda.is_bf16_supported)
+        probe("cudnn", torch.backends.cudnn.version)
+        probe("nccl", lambda: _version_text(torch.cuda.nccl.version()))
+        probe("nvidia_smi", lambda: subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20).stdout.strip())  # fmt: skip
     else:
         from excise.bench import _cpu_name
 
-        info["processor"] = _cpu_name()
-    print(json.dumps(info))
+        probe("processor", _cpu_name)
+    print(json.dumps(info, default=str))
     return info
+
+
+def _version_text(v) -> str:
+    return ".".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
 
 
 def shape_config(plan: Plan, shape: str, device: str):
@@ -650,7 +683,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--novels-en", default=None, help="English novels jsonl (retain)")
     parser.add_argument("--novels-es", default=None, help="Spanish novels jsonl (forget)")
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU: a rehearsal in seconds")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                        help="auto: cuda when there is one (dry run: cpu; --dry-run --device cuda is a "
+                        "one-minute GPU smoke test)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for everything (default 460; dry run 240)")
     parser.add_argument("--work-dir", default=None, help="run directories and caches (default: a temporary dir)")
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; dry run aot_eager)")

@@ -2,9 +2,10 @@
 
 The dry run goes through the GPU run's code paths (child processes, time boxes, torchrun
 with a preemption and a resume, the novels run, eager and compiled throughput items) at
-tiny shapes. The default test runs every section but only the 8M shape's items, with one
-item made to crash its process: the others must still be measured (the process is
-restarted for them) and the crash reported. The ``slow`` test runs the whole plan.
+tiny shapes. The default test runs every section but only the 8M shape's items (compiled:
+SGTM, with dynamo's ``eager`` backend), with one item made to crash its process: the others
+must still be measured (the process is restarted for them) and the crash reported. The
+``slow`` test runs the whole plan as a user's ``--dry-run`` does (``aot_eager``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def check_item(v: dict) -> None:
 
 
 def test_dry_run_measures_everything_and_survives_a_crashing_item(tmp_path):
-    items = "8m/eager/*,8m/compiled/sgtm"
-    done, res = dry_run(tmp_path, "--only", items, "--inject-fault", "8m/eager/sgtm=crash")
+    items = "8m/eager/*,8m/compiled/sgtm"  # dynamo's eager backend: tracing without AOT, quicker
+    done, res = dry_run(tmp_path, "--only", items, "--inject-fault", "8m/eager/sgtm=crash",
+                        "--compile-backend", "eager")  # fmt: skip
     check_sections(res, done.stdout)
     got = res["items"]
     assert set(got) == {"8m/eager/plain", "8m/eager/sgtm", "8m/eager/gradient_routing",

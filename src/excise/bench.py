@@ -24,7 +24,8 @@ runs ``warmup`` untimed steps. Then each of ``rounds`` rounds times one *window*
 (configuration, mode): back-to-back steps until ``window_seconds`` have passed (at least
 one step); the window's time per step is one sample. Configurations take turns within a
 round, in reverse order every other round, so slow drifts and background load on a shared
-machine hit all of them alike. Reported figures are medians over rounds; each ratio is also
+machine hit all of them alike; plain and transformers come next to each other, so the
+headline ratio pairs adjacent windows. Reported figures are medians over rounds; each ratio is also
 computed round by round (the two configurations' windows of the same round) and its
 spread — (max - min) / median over rounds — says how steady the measurement was. Single
 steps, each timed right after a matmul probe, were not a stable sample on a shared CPU.
@@ -49,7 +50,8 @@ JSON written by ``--out`` (all times in seconds, rates per second)::
 
     {"schema_version": 2, "date": str, "quick": bool, "total_seconds": float,
      "machine": {"platform": str, "processor": str, "cpu_count": int, "threads": int,
-                 "torch": str, "transformers": str | null},
+                 "torch": str, "transformers": str | null,
+                 "load_average": [float | null, float | null]},   # 1-minute, start and end
      "shape": {"n_layers", "d_model", "n_heads", "d_ff", "vocab_size", "context",
                "batch_size", "forget_heads", "forget_mlp_units": int},
      "flops_per_token": float,
@@ -461,10 +463,11 @@ def run_bench(
 ) -> dict:
     """Measure every configuration (module docstring) and return the results dict."""
     t_start = time.perf_counter()
+    load_before = _load_average()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    rounds = rounds if rounds is not None else (2 if quick else 4)
-    window = window_seconds if window_seconds is not None else (0.0 if quick else 5.0)
+    rounds = rounds if rounds is not None else (2 if quick else 6)
+    window = window_seconds if window_seconds is not None else (0.0 if quick else 4.0)
     if rounds < 1 or window < 0:
         raise UserError(f"bench needs at least one round (got {rounds}) and a window >= 0 s (got {window})")
     m = config.model
@@ -498,6 +501,10 @@ def run_bench(
         runners.append(runner)
         log(f"built {runner.name}: peak {runner.peak_memory_mib:.0f} MiB")
 
+    # timing order: plain and transformers side by side, so the headline ratio pairs
+    # adjacent windows (building stays in the order above: memory figures depend on it)
+    runners.sort(key=lambda r: r.name != "transformers_gpt_neo")
+    runners.sort(key=lambda r: r.name != "excise_plain")
     log(f"timing: {rounds} rounds of {window:g} s windows per configuration and mode")
     for r in range(rounds):  # interleaved, alternating order
         peak_meter.sample(1 if quick else 2)
@@ -565,6 +572,7 @@ def run_bench(
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "transformers": hf_version,
+            "load_average": [load_before, _load_average()],  # 1-minute, at start and end
         },
         "shape": {
             "n_layers": m.n_layers, "d_model": m.d_model, "n_heads": m.n_heads,
@@ -596,6 +604,14 @@ def run_bench(
     }
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average (runnable processes), where the OS reports it."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -614,6 +630,15 @@ def _ratio_text(summary: dict | None, unit: str = "x") -> str:
         return f"{summary['median']:.3f}{unit} (1 round: no spread)"
     return (f"{summary['median']:.3f}{unit} (median of {n} rounds, {summary['min']:.3f}-"
             f"{summary['max']:.3f}, spread {summary['spread']:.1%})")  # fmt: skip
+
+
+def _load_text(machine: dict) -> str:
+    load = machine.get("load_average") or [None, None]
+    if load[0] is None:
+        return f"machine: {machine['cpu_count']} CPUs, {machine['threads']} threads (load average unknown)"
+    busy = " — busy: other processes competed for the CPUs" if max(load) > machine["cpu_count"] else ""
+    return (f"machine: {machine['cpu_count']} CPUs, {machine['threads']} threads; 1-minute load average "
+            f"{load[0]:.1f} at the start, {load[1]:.1f} at the end{busy}")  # fmt: skip
 
 
 def format_table(results: dict) -> str:
@@ -637,6 +662,7 @@ def format_table(results: dict) -> str:
         f"timing: {t['rounds']} rounds, each a {t['window_seconds']:g} s window of back-to-back steps per "
         f"configuration and mode, interleaved (order reversed every other round), after "
         f"{t['warmup_steps']} warm-up step(s); medians; spread = (max - min) / median over rounds",
+        _load_text(results["machine"]),
         f"matmul peak {pk['gflops']:.1f} GFLOP/s (spread {pk['spread']:.1%} over {pk['reps']} reps); "
         f"{results['flops_per_token'] / 1e6:.1f} MFLOP/token; memory: {results['memory_method']}",
         f"data pipeline: {d['batch_seconds'] * 1e3:.2f} ms/batch = {d['share_of_step']:.2%} of a step",

@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None)
     p.add_argument("--out", default=None, help="write the JSON results here")
     p.add_argument("--quick", action="store_true", help="2 rounds of one step each (a functional check)")
-    p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 4)")
+    p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 6)")
     p.add_argument("--window", type=float, default=None, help="seconds of back-to-back steps per "
-                   "configuration, mode and round (default 5)")
+                   "configuration, mode and round (default 4)")
 
     p = sub.add_parser("data", help="built-in corpus generation")
     p.add_argument("action", choices=["generate"])

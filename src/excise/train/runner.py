@@ -250,7 +250,7 @@ def train(
 
 def _in_collective(e: BaseException) -> bool:
     """Whether ``e`` was raised inside torch.distributed (gloo raises plain RuntimeErrors)."""
-    if isinstance(e, dist.DistError):
+    if isinstance(e, getattr(dist, "DistError", ())):
         return True
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
