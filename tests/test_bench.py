@@ -101,7 +101,7 @@ def test_ratios_and_pipeline(results: dict) -> None:
     sgtm_rounds = [p / s for p, s in zip(c["excise_plain"]["round_tokens_per_second"],
                                          c["excise_sgtm"]["round_tokens_per_second"])]  # fmt: skip
     assert rr["sgtm_over_plain"]["rounds"] == pytest.approx(sgtm_rounds)
-    assert r["sgtm_over_plain"] == pytest.approx(rr["sgtm_over_plain"]["median"])
+    assert r["sgtm_over_plain"] == pytest.approx(rr["sgtm_over_plain"]["geomean"])
     assert r["plain_mfu"] == pytest.approx(c["excise_plain"]["mfu"])
     if "transformers_gpt_neo" in c:
         pot = rr["plain_over_transformers"]
@@ -115,8 +115,9 @@ def test_ratios_and_pipeline(results: dict) -> None:
     assert sum(v for k, v in results["mix"].items() if k != "sequence") == pytest.approx(1.0)
 
 
-def test_ratio_summary_reports_median_range_and_spread() -> None:
+def test_ratio_summary_reports_geomean_median_range_and_spread() -> None:
     s = ratio_summary([1.2, 1.0, 1.5, 1.1])
+    assert s["geomean"] == pytest.approx((1.2 * 1.0 * 1.5 * 1.1) ** 0.25)
     assert s["median"] == pytest.approx(1.15) and (s["min"], s["max"]) == (1.0, 1.5)
     assert s["spread"] == pytest.approx(0.5 / 1.15) and s["rounds"] == [1.2, 1.0, 1.5, 1.1]
     assert spread([2.0, 2.0, 2.0]) == 0.0
@@ -147,5 +148,5 @@ def test_table_says_how_steady_it_was(results: dict) -> None:
     from excise.bench import format_table
 
     table = format_table(results)
-    assert f"median of {ROUNDS} rounds" in table and "spread" in table
+    assert f"geometric mean of {ROUNDS} rounds" in table and "spread" in table
     assert "reversed every other round" in table

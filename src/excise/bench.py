@@ -25,10 +25,13 @@ runs ``warmup`` untimed steps. Then each of ``rounds`` rounds times one *window*
 one step); the window's time per step is one sample. Configurations take turns within a
 round, in reverse order every other round, so slow drifts and background load on a shared
 machine hit all of them alike; plain and transformers come next to each other, so the
-headline ratio pairs adjacent windows. Reported figures are medians over rounds; each ratio is also
-computed round by round (the two configurations' windows of the same round) and its
-spread — (max - min) / median over rounds — says how steady the measurement was. Single
-steps, each timed right after a matmul probe, were not a stable sample on a shared CPU.
+headline ratio pairs adjacent windows. Each configuration's figures are medians over
+rounds. Each ratio is computed round by round (the two configurations' windows of the same
+round) and summarised by the geometric mean of the rounds — with six rounds a median rests
+on the middle two, and on the busy 2-core machine consecutive runs agreed better on the
+geometric mean (docs/results.md §4.1) — with its median, range and spread, (max - min) /
+median, which says how steady the measurement was. Single steps, each timed right after a
+matmul probe, were not a stable sample on a shared CPU.
 
 FLOPs per token follow PaLM (Chowdhury et al. 2022, appendix B): ``6 N + 12 L H Q T`` with
 ``N`` the matmul parameters (attention, MLP and the output head; embedding lookups are free)
@@ -69,11 +72,11 @@ JSON written by ``--out`` (all times in seconds, rates per second)::
      "data_pipeline": {"batch_seconds": float, "share_of_step": float},
      "ratios": {"plain_over_transformers": float | null, "sgtm_over_plain": float,
                 "gradient_routing_over_plain": float, "plain_mfu": float},
-     "ratio_rounds": {ratio: {"median": float, "min": float, "max": float, "spread": float,
-                              "rounds": [float]} | null}}
+     "ratio_rounds": {ratio: {"geomean": float, "median": float, "min": float, "max": float,
+                              "spread": float, "rounds": [float]} | null}}
 
-``ratios`` are the medians of the per-round ratios in ``ratio_rounds`` (``plain_mfu``:
-of the plain model's rounds); ``spread`` is always (max - min) / median.
+``ratios`` are the geometric means of the per-round ratios in ``ratio_rounds`` (``plain_mfu``:
+from the plain model's median step time); ``spread`` is always (max - min) / median.
 """
 
 from __future__ import annotations
@@ -210,9 +213,9 @@ def spread(values: Sequence[float]) -> float:
 
 
 def ratio_summary(values: Sequence[float]) -> dict:
-    """Median, range and :func:`spread` of one ratio measured round by round."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "spread": spread(values), "rounds": list(values)}  # fmt: skip
+    """Geometric mean, median, range and :func:`spread` of one ratio measured round by round."""
+    return {"geomean": statistics.geometric_mean(values), "median": statistics.median(values),
+            "min": min(values), "max": max(values), "spread": spread(values), "rounds": list(values)}  # fmt: skip
 
 
 _HWM = re.compile(r"VmHWM:\s+(\d+) kB")
@@ -597,7 +600,7 @@ def run_bench(
             "share_of_step": batch_sec / plain["step_seconds"],
         },
         "ratios": {
-            **{k: (v["median"] if v else None) for k, v in ratio_rounds.items()},
+            **{k: (v["geomean"] if v else None) for k, v in ratio_rounds.items()},
             "plain_mfu": plain["mfu"],
         },
         "ratio_rounds": ratio_rounds,
@@ -627,9 +630,9 @@ def _ratio_text(summary: dict | None, unit: str = "x") -> str:
         return "n/a"
     n = len(summary["rounds"])
     if n == 1:
-        return f"{summary['median']:.3f}{unit} (1 round: no spread)"
-    return (f"{summary['median']:.3f}{unit} (median of {n} rounds, {summary['min']:.3f}-"
-            f"{summary['max']:.3f}, spread {summary['spread']:.1%})")  # fmt: skip
+        return f"{summary['geomean']:.3f}{unit} (1 round: no spread)"
+    return (f"{summary['geomean']:.3f}{unit} (geometric mean of {n} rounds; median {summary['median']:.3f}, "
+            f"rounds {summary['min']:.3f}-{summary['max']:.3f}, spread {summary['spread']:.1%})")  # fmt: skip
 
 
 def _load_text(machine: dict) -> str:
@@ -661,7 +664,8 @@ def format_table(results: dict) -> str:
     lines += [
         f"timing: {t['rounds']} rounds, each a {t['window_seconds']:g} s window of back-to-back steps per "
         f"configuration and mode, interleaved (order reversed every other round), after "
-        f"{t['warmup_steps']} warm-up step(s); medians; spread = (max - min) / median over rounds",
+        f"{t['warmup_steps']} warm-up step(s); medians; ratios taken round by round; "
+        "spread = (max - min) / median over rounds",
         _load_text(results["machine"]),
         f"matmul peak {pk['gflops']:.1f} GFLOP/s (spread {pk['spread']:.1%} over {pk['reps']} reps); "
         f"{results['flops_per_token'] / 1e6:.1f} MFLOP/token; memory: {results['memory_method']}",
