@@ -6,7 +6,7 @@ chance)::
     python benchmarks/gpu_check.py --out gpu_check.json \\
         --novels-en ../shared/data/literature/en.jsonl --novels-es ../shared/data/literature/es.jsonl
 
-and on a CPU, the same code paths at tiny shapes in well under a minute (what the test
+and on a CPU, the same code paths at tiny shapes in one to two minutes on 2 cores (what the test
 suite runs)::
 
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu_check.json --novels-en EN --novels-es ES
@@ -55,7 +55,7 @@ any point leaves the JSON of everything done so far)::
                 "eval": {variant: {domain: loss}}, "tokens_per_second", ...}}
 
 ``--dry-run`` uses tiny shapes, the CPU and dynamo's ``aot_eager`` backend (no C++
-compiler in the loop), so it takes seconds per section; its figures are not GPU figures.
+compiler in the loop), so a section takes seconds to tens of seconds; its figures are not GPU figures.
 """
 
 from __future__ import annotations
