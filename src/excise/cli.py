@@ -12,7 +12,8 @@ import errno
 import importlib
 import sys
 
-from excise.errors import UserError
+from excise.errors import PeerFailure, UserError
+from excise.train.preemption import EXIT_PREEMPTED, Preempted
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -34,6 +35,19 @@ COMMANDS = {
 }
 
 
+TRAIN_EPILOG = f"""\
+exit codes:
+  0   the run finished
+  1   a crash, or (several processes) another process died or hung past
+      train.dist_timeout_s: continue from the last checkpoint with --resume
+  2   a user error (config, data, run directory), explained in one paragraph
+  {EXIT_PREEMPTED}  preempted: a signal of train.preempt_signals (default SIGTERM, SIGUSR1) stopped
+      training after a whole step with a checkpoint (every rank at the same step) and
+      RUN/preempted.json; continue with the same command plus --resume
+      (docs/reliability.md has a SLURM script that requeues on it)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="excise",
@@ -44,12 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train", help="train one run from a YAML recipe",
-        epilog="`excise config [RECIPE]` lists every key with its type, default and description.",
+        epilog=TRAIN_EPILOG + "\n`excise config [RECIPE]` lists every key with its type, default and description.\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("config", help="YAML recipe (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value overrides (any config key)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--resume", action="store_true", help="continue a killed or preempted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
     p = sub.add_parser("config", help="every config key with its type, default and description")
@@ -132,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training throughput benchmark")
     p.add_argument("--config", default=None)
     p.add_argument("--out", default=None, help="write the JSON results here")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="2 rounds of one step each (a functional check)")
+    p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 6)")
+    p.add_argument("--window", type=float, default=None, help="seconds of back-to-back steps per "
+                   "configuration, mode and round (default 4)")
 
     p = sub.add_parser("data", help="built-in corpus generation")
     p.add_argument("action", choices=["generate"])
@@ -174,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Preempted as e:
+        print(f"excise {args.command}: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except PeerFailure as e:
+        if args.debug:
+            raise
+        print(f"excise {args.command}: error: {e}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

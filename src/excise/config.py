@@ -275,6 +275,21 @@ class TrainConfig(Section):
         None, description="run directory whose weights (and partition, if any) start training, "
         "e.g. a transformers checkpoint imported with excise.export.import_hf_run"
     )
+    preempt_signals: list[str] = Field(
+        ["SIGTERM", "SIGUSR1"], description="signals that stop training after the current "
+        "step with a checkpoint, exit code 75 (excise.train.preemption); [] = default actions"
+    )
+    dist_timeout_s: float = Field(
+        1800.0, gt=0, description="seconds a collective between processes may wait for the "
+        "others before failing; must exceed rank 0's solo work (first data preparation)"
+    )
+
+    @field_validator("preempt_signals")
+    @classmethod
+    def _catchable_signals(cls, names: list[str]) -> list[str]:
+        from excise.train.preemption import signal_name, signal_number
+
+        return [signal_name(signal_number(n)) for n in names]
 
 
 class EvalConfig(Section):

@@ -12,7 +12,8 @@ hold every step exactly once. Kills come from three sources:
   weights, after the train state, or just before the rename of a checkpoint.
 
 Processes are forked from this (already imported) interpreter, because a fresh ``python -m
-excise`` pays seconds of torch import per kill; ``--cli`` uses real CLI subprocesses instead.
+excise`` pays seconds of torch import per kill; ``--cli`` uses real CLI subprocesses instead
+(both run ``excise.cli.main``: see ``reliability_helpers.Trainer``).
 The default suite runs a handful of kills; the ``slow`` test and the script run 20 or more::
 
     python tests/reliability/test_faults.py --kills 25 [--cli] [--seed 1]
@@ -21,15 +22,12 @@ The default suite runs a handful of kills; the ``slow`` test and the script run 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +35,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_helpers import (  # noqa: E402
-    TINY, assert_identical, cli_env, events, excise_cmd, tiny_config, weights,
+    Trainer, check_finished_run, latest_step_seen, tiny_config, whole_checkpoint_step,
 )  # fmt: skip
 
 from excise.train import checkpoints  # noqa: E402
@@ -58,94 +56,6 @@ class Tally:
     runs_finished: int = 0
     resumes: int = 0
     where: list[str] = field(default_factory=list)
-
-
-class Trainer:
-    """One training process on ``run``: forked from this interpreter, or the real CLI."""
-
-    def __init__(self, run: Path, resume: bool, env: dict[str, str], cli: bool, cache: Path) -> None:
-        self.started = time.time()
-        if cli:
-            recipe = run.parent / "recipe.yaml"
-            recipe.write_text("{}\n")
-            args = ["train", str(recipe), *TINY, *RUN_ARGS, "--out", str(run)]
-            self.proc = subprocess.Popen(
-                excise_cmd(*args, *(["--resume"] if resume else [])), env=cli_env(cache, **env),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            self.pid = self.proc.pid
-            return
-        self.proc = None
-        self.returncode: int | None = None
-        error_file = run.parent / f"{run.name}-child-error.txt"
-        pid = os.fork()
-        if pid == 0:  # the child trains and never returns into the test
-            code = 1
-            try:
-                os.environ.update(env)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                train(tiny_config(*RUN_ARGS), run, resume=resume)
-                code = 0
-            except BaseException:
-                error_file.write_text(traceback.format_exc())
-            finally:
-                os._exit(code)
-        self.pid = pid
-
-    def poll(self) -> int | None:
-        if self.proc is not None:
-            return self.proc.poll()
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
-        if pid == 0:
-            return None
-        self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-        elif self.returncode is None:  # never signal a reaped (possibly reused) pid
-            os.kill(self.pid, signal.SIGKILL)
-
-    def wait(self) -> int:
-        if self.proc is not None:
-            return self.proc.wait()
-        while (code := self.poll()) is None:
-            time.sleep(0.01)
-        return code
-
-
-def latest_step_seen(run: Path, since: float) -> int:
-    """Highest train step this process logged (records older than ``since`` are ignored)."""
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    best = 0
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line being written right now
-        if record.get("event") == "train" and record.get("time", 0) >= since:
-            best = max(best, record["step"])
-    return best
-
-
-def whole_checkpoint_step(run: Path) -> int:
-    good = [int(p.name.split("-")[1]) for p in checkpoints.step_dirs(run) if checkpoints.verify(p) is None]
-    return max(good, default=0)
-
-
-def check_finished_run(run: Path, reference: Path) -> None:
-    assert_identical(weights(reference), weights(run))
-    steps = [e["step"] for e in events(run, "train")]
-    assert steps == list(range(1, STEPS + 1)), steps  # every step logged once: nothing lost
-    summary = json.loads((run / "summary.json").read_text())
-    ref_summary = json.loads((reference / "summary.json").read_text())
-    assert summary["tokens"] == ref_summary["tokens"]
-    assert summary["label_counts"] == ref_summary["label_counts"]
-    assert summary["eval"] == ref_summary["eval"]
 
 
 def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=print) -> Tally:
@@ -175,7 +85,7 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
             else:
                 phase = rng.choice(checkpoints.PHASES)
                 env["EXCISE_FAULT_KILL_AT"] = f"checkpoint:{step}:{phase}"
-        proc = Trainer(run, resume, env, cli, cache)
+        proc = Trainer(run, RUN_ARGS, resume, env, cli, cache)
         tally.resumes += resume
         if plan in ("outside", "end"):
             target = STEPS if plan == "end" else rng.randint(done_step + 1, min(STEPS, done_step + 2 * EVERY))
@@ -186,7 +96,7 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
         code = proc.wait()
         if code == 0:
             assert plan != "inside", "the checkpoint fault hook did not fire"
-            check_finished_run(run, reference)
+            check_finished_run(run, reference, STEPS)
             tally.runs_finished += 1
             log(f"run {run_index}: finished, weights equal the uninterrupted run bit for bit")
             if tally.kills >= kills:
@@ -195,8 +105,7 @@ def campaign(workdir: Path, kills: int, seed: int = 0, cli: bool = False, log=pr
             run, resume = workdir / f"run-{run_index}", False
             kills_this_run = 0
             continue
-        error_file = workdir / f"{run.name}-child-error.txt"
-        assert code == -signal.SIGKILL, error_file.read_text() if error_file.exists() else code
+        assert code == -signal.SIGKILL, (code, proc.stderr()[-3000:])
         tally.kills += 1
         kills_this_run += 1
         # this process's own temporary checkpoint directory (named with its pid)

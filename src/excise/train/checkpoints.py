@@ -64,6 +64,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def step_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives (whether or not it was written)."""
+    return Path(run_dir) / DIR / f"step-{step:07d}"
+
+
 def step_dirs(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / DIR
     if not root.is_dir():
@@ -76,7 +81,7 @@ def save(run_dir, step, model, partition, optimizer, config, fit: dict, keep: in
     """Write a complete checkpoint for ``step`` atomically and keep the last ``keep``."""
     root = Path(run_dir) / DIR
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
+    final = step_dir(run_dir, step)
     # Temporary directories left by killed writers (the run lock says none is alive).
     for stale in root.glob(".tmp-step-*"):
         shutil.rmtree(stale, ignore_errors=True)

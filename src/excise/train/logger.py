@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from excise.checkpoint import atomic_write_text
 from excise.config import Config
 
 
@@ -24,7 +25,8 @@ class MetricsLogger:
                 line for line in self.path.read_text().splitlines()
                 if line.strip() and _step_of(line) <= resume_step
             ]  # fmt: skip
-            self.path.write_text("".join(k + "\n" for k in kept))
+            # atomic: a kill (or a preemption signal during setup) must not lose the history
+            atomic_write_text(self.path, "".join(k + "\n" for k in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
         self.file = open(self.path, "a", encoding="utf-8")

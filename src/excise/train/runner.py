@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from excise.config import Config, save_config
-from excise.errors import UserError
+from excise.errors import PeerFailure, UserError
 from excise.methods.registry import get_method
 from excise.model.gpt import GPT, Mode, StepPlan
 from excise.model.partition import Partition, build_model
@@ -29,6 +30,7 @@ from excise.run import (
 )  # fmt: skip
 from excise.train import checkpoints
 from excise.train.logger import MetricsLogger
+from excise.train.preemption import Preempted, Preemption, clear_marker, signal_name, write_marker
 from excise.train.step import NonFiniteError, build_optimizer, lr_at, train_step
 
 
@@ -41,23 +43,28 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str | None = None  # None: no process group
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
-def init_distributed(device: str) -> Dist:
-    """Join the torchrun process group when launched under torchrun (gloo on CPU, NCCL on GPU)."""
+def init_distributed(device: str, timeout_s: float | None = None) -> Dist:
+    """Join the process group when launched by torchrun (or with WORLD_SIZE > 1 in the
+    environment): gloo on CPU, NCCL on GPU. A torchrun launch with one process joins too,
+    so a one-GPU torchrun run exercises NCCL. ``timeout_s`` bounds every collective: a
+    rank that waits longer for its peers (one hung or gone) fails instead of hanging."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        timeout = {"timeout": timedelta(seconds=timeout_s)} if timeout_s else {}
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo", **timeout)
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
         torch.cuda.set_device(local)
-    return Dist(dist.get_rank(), dist.get_world_size(), local)
+    return Dist(dist.get_rank(), dist.get_world_size(), local, dist.get_backend())
 
 
 def barrier(d: Dist) -> None:
@@ -211,7 +218,7 @@ def train(
 
     out = Path(out)
     device = resolve_device(config)
-    d = init_distributed(device)
+    d = init_distributed(device, config.train.dist_timeout_s)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     if d.main and out.is_dir():
@@ -221,10 +228,41 @@ def train(
     try:
         if lock:
             lock.acquire()
-        return _fit(config, out, resume, device, d, prepare_data, StepSchedule)
+            clear_marker(out)
+        with Preemption(config.train.preempt_signals) as preempt:
+            return _fit(config, out, resume, device, d, prepare_data, StepSchedule, preempt)
+    except Preempted as e:
+        if d.main:
+            write_marker(out, e.step, e.signal_number, e.checkpoint)
+        raise
+    except Exception as e:
+        if d.world_size > 1 and _in_collective(e):
+            raise _peer_failure(e, config, out) from e
+        raise
     finally:
         if lock:
             lock.release()
+
+
+def _in_collective(e: BaseException) -> bool:
+    """Whether ``e`` was raised inside torch.distributed (gloo raises plain RuntimeErrors)."""
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"torch{os.sep}distributed{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+def _peer_failure(e: BaseException, config: Config, out: Path) -> PeerFailure:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    saved = checkpoints.step_dirs(out)
+    where = f"its last checkpoint ({saved[-1].name})" if saved else "step 0 (no checkpoint was written)"
+    return PeerFailure(
+        f"a collective with the other processes failed ({first[:300]}): one of them died, or "
+        f"hung for longer than train.dist_timeout_s ({config.train.dist_timeout_s:g} s). "
+        f"The run continues from {where} with the same command and --resume."
+    )
 
 
 def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, Partition]:
@@ -242,7 +280,7 @@ def start_from(config: Config, model: GPT, partition: Partition) -> tuple[GPT, P
     return model, partition
 
 
-def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
+def _fit(config, out, resume, device, d, prepare_data, StepSchedule, preempt: Preemption) -> dict:
     started = time.time()
     if config.train.init_from and not resume:  # before minutes of data preparation
         from excise.run import check_same_model
@@ -278,7 +316,7 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
             fit = Fit.from_json(restored)
     if d.main:
         save_config(config, out / CONFIG)
-        write_json(out / META, run_meta(config, d.world_size, device=device, resumed_from=fit.step or None))
+        write_json(out / META, run_meta(config, d.world_size, device=device, backend=d.backend, resumed_from=fit.step or None))
     logger = MetricsLogger(out / METRICS, config, enabled=d.main, resume_step=fit.step if resume else None)
 
     forward_model = torch.compile(model) if config.train.compile else model
@@ -292,6 +330,8 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
 
     window_tokens, window_start = 0, time.perf_counter()
     last = None
+    saved_at = None  # step of the checkpoint written last by this loop
+    preempt.start_training()
     while fit.step < steps:
         step = fit.step
         sl = schedule.at(step)
@@ -351,6 +391,16 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
             if d.main:
                 checkpoints.save(out, fit.step, model, partition, optimizer, config, fit.to_json(), keep=config.checkpoint.keep)
             barrier(d)
+            saved_at = fit.step
+        if signum := preempt.agreed(device):  # every rank stops after this same step
+            if d.main and saved_at != fit.step:
+                checkpoints.save(out, fit.step, model, partition, optimizer, config, fit.to_json(), keep=config.checkpoint.keep)
+            barrier(d)
+            logger.log({"event": "preempted", "step": fit.step, "signal": signal_name(signum)})
+            logger.close()
+            if progress is not None:
+                progress.close()
+            raise Preempted(fit.step, signum, checkpoints.step_dir(out, fit.step))
     if progress is not None:
         progress.close()
 
@@ -378,6 +428,7 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule) -> dict:
             "tokens_per_second": fit.tokens / wall if wall > 0 else None,
             "parameters": model.num_parameters(),
             "world_size": d.world_size,
+            "backend": d.backend,
         }
         write_json(out / SUMMARY, summary)
     logger.close()
@@ -389,7 +440,12 @@ def cli_train(args) -> int:
     from excise import api
     from excise.run import read_json
 
-    out = api.train(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    try:
+        out = api.train(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
+    except Preempted:  # the CLI reports it and exits with EXIT_PREEMPTED
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        raise
     if not dist.is_initialized() or dist.get_rank() == 0:
         ev = read_json(out / SUMMARY)["eval"]
         print(f"run written to {args.out}")

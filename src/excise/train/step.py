@@ -108,8 +108,11 @@ def train_step(
     """Run one optimizer step over ``micro_batches`` (each (b, T+1) token ids) in ``mode``.
 
     Non-partitioned methods always run ``Mode.DEFAULT``. Raises :class:`NonFiniteError`
-    before touching the weights if the loss or a gradient is not finite.
+    before touching the weights if the loss or a gradient is not finite. ``model`` may be
+    ``torch.compile(gpt)``: it runs the forward; masks and norms act on the GPT itself,
+    whose parameter names are the partition's (the compiled wrapper prefixes them).
     """
+    forward, model = model, getattr(model, "_orig_mod", model)
     strategy_name = get_method(method.name).strategy
     strategy: Strategy | None = get_strategy(strategy_name) if strategy_name else None
     if strategy is None:
@@ -122,7 +125,7 @@ def train_step(
     for batch in micro_batches:
         inputs, targets = batch[:, :-1], batch[:, 1:]
         with autocast if autocast is not None else contextlib.nullcontext():
-            loss = model(inputs, targets, plan)
+            loss = forward(inputs, targets, plan)
         if check_finite and not torch.isfinite(loss):
             raise NonFiniteError("loss")
         (loss / n_micro).backward()
