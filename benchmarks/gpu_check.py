@@ -77,17 +77,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NOVELS_CONFIG = REPO / "configs" / "novels-tiny.yaml"
 
-# The paper's stories shapes (GPT-Neo style), and tiny stand-ins with the same structure.
+# The paper's stories models as configs/bilingual-{8m,64m}.yaml define them (GPT-Neo style:
+# alternating global / local attention, output-logit bias), and tiny stand-ins with the same
+# structure (a local window shorter than their context, so local layers take the masked path).
 GPT_NEO = {"norm": "layernorm", "mlp": "gelu", "positions": "learned", "tie_embeddings": True,
-           "attention_scale": 1.0}  # fmt: skip
+           "attention_scale": 1.0, "attention_pattern": ["global", "local"], "output_bias": True}  # fmt: skip
 SHAPES = {
-    "8m": {"n_layers": 6, "d_model": 128, "n_heads": 32, "d_ff": 512, "context": 512, "vocab_size": 50257},
-    "64m": {"n_layers": 12, "d_model": 512, "n_heads": 32, "d_ff": 2048, "context": 512, "vocab_size": 50257},
-}
+    "8m": {"n_layers": 6, "d_model": 128, "n_heads": 32, "d_ff": 512, "context": 512, "vocab_size": 50257,
+           "local_window": 256},
+    "64m": {"n_layers": 12, "d_model": 512, "n_heads": 32, "d_ff": 2048, "context": 512, "vocab_size": 50257,
+            "local_window": 256},
+}  # fmt: skip
 DRY_SHAPES = {
-    "8m": {"n_layers": 2, "d_model": 32, "n_heads": 8, "d_ff": 64, "context": 32, "vocab_size": 512},
-    "64m": {"n_layers": 2, "d_model": 64, "n_heads": 8, "d_ff": 128, "context": 32, "vocab_size": 512},
-}
+    "8m": {"n_layers": 2, "d_model": 32, "n_heads": 8, "d_ff": 64, "context": 32, "vocab_size": 512, "local_window": 16},
+    "64m": {"n_layers": 2, "d_model": 64, "n_heads": 8, "d_ff": 128, "context": 32, "vocab_size": 512, "local_window": 16},
+}  # fmt: skip
 PARTITION = {"forget_heads": 1, "forget_mlp_units": 64}
 DRY_PARTITION = {"forget_heads": 1, "forget_mlp_units": 8}
 CONFIGS = ("plain", "sgtm", "gradient_routing", "transformers")
@@ -581,7 +585,7 @@ def shape_config(plan: Plan, shape: str, device: str):
     from excise.config import load_config
 
     model = {**plan.shapes[shape], **GPT_NEO}
-    overrides = [f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in model.items()]
+    overrides = [f"model.{k}={json.dumps(v)}" for k, v in model.items()]
     overrides += [f"partition.{k}={v}" for k, v in plan.partition.items()]
     overrides += [
         "method.name=sgtm", "labels.retain_fraction=0.25", f"train.batch_size={plan.batch_size}",

@@ -7,8 +7,8 @@ One process, one session, so every number is comparable with the others:
 2. **Configurations** (same shape, same random token batches, same AdamW settings):
    ``excise_plain`` (method ``no_filter``, default mode only), ``excise_sgtm`` and
    ``excise_gradient_routing`` (the paper's label mix, below), and ``transformers_gpt_neo``
-   (a ``GPTNeoForCausalLM`` of the same shape built in code — no download — with all-global
-   attention, trained plainly with ``torch.optim.AdamW`` defaults), when transformers is
+   (a ``GPTNeoForCausalLM`` of the same shape built in code — no download — with the same
+   global / local attention layers, trained plainly with ``torch.optim.AdamW`` defaults), when transformers is
    installed.
 3. **Data pipeline**: time to draw and stack one batch of windows from a numpy token array
    of the bench shape, as a share of the plain step time.
@@ -362,7 +362,7 @@ def transformers_runner(
     config: Config, seed: int, device: str = "cpu", autocast=None,
     compile: bool = False, compile_backend: str | None = None,
 ) -> Callable[[], Runner] | None:
-    """A GPT-Neo of the same shape (all-global attention, no dropout), or None."""
+    """A GPT-Neo of the same shape (the same global / local attention layers, no dropout), or None."""
     try:
         from transformers import GPTNeoConfig, GPTNeoForCausalLM
     except ImportError:
@@ -377,8 +377,8 @@ def transformers_runner(
             num_layers=m.n_layers,
             num_heads=m.n_heads,
             intermediate_size=m.resolved_d_ff,
-            attention_types=[[["global"], m.n_layers]],
-            window_size=m.context,
+            attention_types=[[list(m.attention_pattern), m.n_layers // len(m.attention_pattern)]],
+            window_size=m.local_window,
             activation_function="gelu_new",
             resid_dropout=0.0,
             embed_dropout=0.0,
