@@ -21,7 +21,10 @@ The reference side does what its trainer does per step (``sgtm_mode`` forward, b
 keep float64 float64: its loss is the same mean next-token cross-entropy computed from its
 float64 logits (its forward casts logits to float32 when given labels), and GPT-Neo's
 eager attention runs in the input precision (transformers casts q and k to float32).
-``--as-is`` keeps both casts; agreement is then only to float32 rounding.
+``--as-is`` keeps both casts and only prints the differences (no verdict): the forward and
+single SGD steps then agree to float32 rounding (~1e-7 relative), and over several AdamW
+steps Adam's normalisation turns float32 noise on near-zero gradients into differences of
+up to ~lr.
 
 Usage (a checkout of the paper's code and transformers 4.52 in this environment)::
 
@@ -281,16 +284,18 @@ def update_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
 @dataclass
 class Report:
     rows: list[tuple[str, float]]
-    tolerance: float
+    tolerance: float | None  # None: print the differences only
 
     def print(self) -> bool:
         width = max(len(r[0]) for r in self.rows)
-        print(f"{'check'.ljust(width)}  max |excise - reference|  within {self.tolerance:g}")
+        verdict = f"  within {self.tolerance:g}" if self.tolerance is not None else ""
+        print(f"{'check'.ljust(width)}  max |excise - reference|{verdict}")
         ok = True
         for name, diff in self.rows:
-            good = diff <= self.tolerance
+            good = self.tolerance is None or diff <= self.tolerance
             ok &= good
-            print(f"{name.ljust(width)}  {diff:23.3e}  {'yes' if good else 'NO'}")
+            mark = "" if self.tolerance is None else f"  {'yes' if good else 'NO'}"
+            print(f"{name.ljust(width)}  {diff:23.3e}{mark}")
         return ok
 
 
@@ -313,8 +318,9 @@ def main(argv=None) -> int:
         + single_step_rows(transformers, cls, args.as_is)
         + update_rows(transformers, cls, args.as_is)
     )
-    ok = Report(rows, 1e-5 if args.as_is else TOLERANCE).print()
-    print("\nall checks agree" if ok else "\nMISMATCH")
+    ok = Report(rows, None if args.as_is else TOLERANCE).print()
+    if not args.as_is:
+        print("\nall checks agree" if ok else "\nMISMATCH")
     return 0 if ok else 1
 
 
