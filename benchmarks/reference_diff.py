@@ -173,7 +173,7 @@ def reference_logits(reference, tokens, mode: str, as_is: bool) -> torch.Tensor:
 
 def forward_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
     from excise.model.gpt import Mode
-    from excise.model.partition import ablated_copy
+    from excise.model.ablation import ablated_copy
     from excise.model.strategies import get_strategy
 
     rows = []

@@ -169,7 +169,7 @@ def load(
     logits, ready for ``generate`` (needs the ``hf`` extra). Both in eval mode.
     """
     from excise.errors import UserError
-    from excise.model.partition import ablated_copy
+    from excise.model.ablation import ablated_copy
     from excise.run import load_run
 
     loaded = load_run(run)

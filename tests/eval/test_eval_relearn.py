@@ -7,7 +7,7 @@ from eval_test_helpers import make_run
 from excise.eval.evaluate import evaluate_run
 from excise.eval.losses import domain_loss
 from excise.eval.relearn import relearn_run, steps_to_recover
-from excise.model.partition import ablated_copy
+from excise.model.ablation import ablated_copy
 from excise.run import load_run, write_json
 
 

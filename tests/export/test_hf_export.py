@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers", reason="the hf extra (transfo
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.export import export_hf, export_model, hf_family  # noqa: E402
-from excise.model.partition import ablated_copy  # noqa: E402
+from excise.model.ablation import ablated_copy  # noqa: E402
 
 from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model  # noqa: E402
 

@@ -10,7 +10,7 @@ pytest.importorskip("transformers", reason="the hf extra (transformers) is not i
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.eval.sampling import sample_ids, to_hf  # noqa: E402
-from excise.model.partition import ablated_copy  # noqa: E402
+from excise.model.ablation import ablated_copy  # noqa: E402
 from hf_helpers import LLAMA, NEO, tiny_config, tiny_model  # noqa: E402
 
 PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)

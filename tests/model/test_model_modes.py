@@ -26,7 +26,7 @@ import torch
 
 from excise.config import PartitionConfig
 from excise.model.gpt import Mode
-from excise.model.partition import ablate_, ablated_copy
+from excise.model.ablation import ablate_, ablated_copy
 from excise.model.strategies import STRATEGIES, get_strategy
 from model_test_helpers import (
     EXACT,

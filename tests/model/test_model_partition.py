@@ -9,18 +9,8 @@ import torch
 
 from excise.config import PartitionConfig
 from excise.model.gpt import GPT
-from excise.model.partition import (
-    Partition,
-    ablate_,
-    ablated,
-    ablated_copy,
-    apply_partition,
-    build_partition,
-    count_elements,
-    mask_gradients,
-    mask_shared_names,
-    prune,
-)
+from excise.model.partition import Partition, apply_partition, build_partition, mask_gradients, mask_shared_names
+from excise.model.ablation import ablate_, ablated, ablated_copy, count_elements, prune
 from model_test_helpers import (
     EXACT,
     VARIANTS,
@@ -103,25 +93,6 @@ def test_partition_json_round_trip_and_apply(variant: str, tmp_path) -> None:
     apply_partition(fresh, loaded)
     assert build_partition(fresh) == partition
     assert fresh.layer_shapes == model.layer_shapes
-
-
-def test_a_masked_layer_without_forget_heads_lists_its_attention_as_all_retain() -> None:
-    model, partition = partitioned_model("neo", PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[1]))
-    assert partition.masked_layers == [1]
-    for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-        assert partition.slices[f"blocks.1.attn.{proj}.weight"].ranges == ()
-    assert not any(n.startswith("blocks.0.") for n in partition.slices)  # unmasked: shared
-    fresh = GPT(model_config("neo"))
-    assert apply_partition(fresh, Partition.from_json(partition.to_json())) == partition
-    assert [s.masked for s in fresh.layer_shapes] == [False, True]
-
-
-def test_a_partition_json_listing_only_forget_slices_loads_as_the_full_partition() -> None:
-    """Older runs' partition.json named only parameters with forget slices."""
-    _, partition = partitioned_model("neo_qkv_bias")
-    older = Partition({k: v for k, v in partition.slices.items() if v.ranges})
-    assert older != partition
-    assert apply_partition(GPT(model_config("neo_qkv_bias")), older) == partition
 
 
 def test_a_masked_layer_without_forget_heads_lists_its_attention_as_all_retain() -> None:

@@ -24,136 +24,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from excise.config import ModelConfig
+from excise.model.forget_linear import route_retain, split_linear, detached_if, forget_grad_linear
+from excise.model.plan import PLAIN, Mode, Routing, StepPlan
+
+__all__ = ["GPT", "LayerShape", "Mode", "Routing", "StepPlan", "PLAIN", "forget_grad_linear"]
 
 
-class Mode(str, Enum):
-    """How one optimizer step treats the partition, chosen from the batch's label."""
-
-    DEFAULT = "default"  # unlabelled: plain forward and backward
-    RETAIN = "retain"  # labelled retain: forward with forget units ablated
-    FORGET = "forget"  # labelled forget: only forget parameters may learn
-
-
-class Routing(str, Enum):
-    """What a strategy does to the retain units of masked layers on forget steps."""
-
-    NONE = "none"  # plain forward (masking happens on gradients afterwards, if at all)
-    FREEZE_RETAIN = "freeze_retain"  # SGTM: no weight gradient for retain slices
-    DETACH_ACTIVATIONS = "detach_activations"  # gradient routing
-    ZERO_ACTIVATIONS = "zero_activations"  # activation masking
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """Per-forward instructions derived from (mode, strategy); the model obeys them."""
-
-    mode: Mode = Mode.DEFAULT
-    routing: Routing = Routing.NONE
-    # mask_shared: detach the embeddings (so a tied head) and the norms of masked layers
-    freeze_shared: bool = False
-
-    @property
-    def ablate_forget(self) -> bool:
-        return self.mode is Mode.RETAIN
-
-    @property
-    def route_retain(self) -> Routing:
-        return self.routing if self.mode is Mode.FORGET else Routing.NONE
-
-
-PLAIN = StepPlan()
-
-
-def _w(p: torch.Tensor | None, freeze: bool) -> torch.Tensor | None:
-    """A parameter as used in forward: detached when its gradient is known to be masked."""
-    if p is None:
-        return None
-    return p.detach() if freeze else p
-
-
-def _split_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    n_retain: int,
-    ablate_forget: bool,
-    routing: Routing,
-) -> torch.Tensor:
-    """``x @ weight.T + bias`` for a projection whose output rows are [retain | forget].
-
-    Returns only the retain outputs when ``ablate_forget``; otherwise all outputs with the
-    retain half treated as ``routing`` says.
-    """
-    n_out = weight.shape[0]
-    if ablate_forget:
-        return F.linear(x, weight[:n_retain], None if bias is None else bias[:n_retain])
-    if routing is Routing.NONE or n_retain == n_out:
-        return F.linear(x, weight, bias)
-    if routing is Routing.FREEZE_RETAIN:
-        return forget_grad_linear(x, weight, bias, 0, n_retain)
-    return F.linear(x, weight, bias)  # activation routing is applied by the caller
-
-
-class _ForgetGradLinear(torch.autograd.Function):
-    """``F.linear`` whose weight gradient is computed only for the forget slice.
-
-    The forward and the input gradient are those of the plain projection. The weight (and,
-    for row slices, bias) gradient is zero on ``[0, start)`` along ``dim`` and exact on the
-    forget slice ``[start, n)`` — what using the retain slice detached gives, without the
-    ``torch.cat`` of weight halves and without the useless retain weight-gradient matmul.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, dim: int, start: int):
-        ctx.save_for_backward(x, weight)
-        ctx.dim, ctx.start, ctx.has_bias = dim, start, bias is not None
-        return F.linear(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        dim, start = ctx.dim, ctx.start
-        g2 = grad.reshape(-1, grad.shape[-1])  # (N, n_out)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (grad @ weight.to(grad.dtype)).to(x.dtype)
-        if ctx.needs_input_grad[1]:
-            x2 = x.reshape(-1, x.shape[-1]).to(grad.dtype)  # (N, n_in)
-            grad_w = weight.new_zeros(weight.shape)
-            if dim == 0:  # output rows [start, n_out)
-                grad_w[start:] = (g2[:, start:].t() @ x2).to(weight.dtype)
-            else:  # input columns [start, n_in)
-                grad_w[:, start:] = (g2.t() @ x2[:, start:]).to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = g2.sum(0).to(weight.dtype)
-            if dim == 0:
-                grad_b[:start] = 0
-        return grad_x, grad_w, grad_b, None, None
-
-
-def forget_grad_linear(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dim: int, start: int
-) -> torch.Tensor:
-    """``x @ weight.T + bias`` learning only the weight slice ``[start, n)`` along ``dim``."""
-    return _ForgetGradLinear.apply(x, weight, bias, dim, start)
-
-
-def _route(h: torch.Tensor, n_retain: int, routing: Routing, dim: int = -1) -> torch.Tensor:
-    """Apply activation routing to the retain part [0, n_retain) of ``h`` along ``dim``."""
-    if routing not in (Routing.DETACH_ACTIVATIONS, Routing.ZERO_ACTIVATIONS):
-        return h
-    if n_retain == h.shape[dim]:
-        return h.detach() if routing is Routing.DETACH_ACTIVATIONS else torch.zeros_like(h)
-    retain, forget = h.split([n_retain, h.shape[dim] - n_retain], dim=dim)
-    retain = retain.detach() if routing is Routing.DETACH_ACTIVATIONS else torch.zeros_like(retain)
-    return torch.cat([retain, forget], dim=dim)
 
 
 class RMSNorm(nn.Module):
@@ -163,7 +45,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor, freeze: bool = False) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), _w(self.weight, freeze), self.eps)
+        return F.rms_norm(x, (x.shape[-1],), detached_if(self.weight, freeze), self.eps)
 
 
 class LayerNorm(nn.Module):
@@ -175,7 +57,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, freeze: bool = False) -> torch.Tensor:
         return F.layer_norm(
-            x, (x.shape[-1],), _w(self.weight, freeze), _w(self.bias, freeze), self.eps
+            x, (x.shape[-1],), detached_if(self.weight, freeze), detached_if(self.bias, freeze), self.eps
         )
 
 
@@ -243,8 +125,8 @@ class Attention(nn.Module):
         heads = self.retain_heads if ablate else self.n_heads
         qkv = []
         for proj in (self.q_proj, self.k_proj, self.v_proj):
-            w, b = _w(proj.weight, freeze_all), _w(proj.bias, freeze_all)
-            y = _split_linear(x, w, b, n_retain, ablate, routing)
+            w, b = detached_if(proj.weight, freeze_all), detached_if(proj.bias, freeze_all)
+            y = split_linear(x, w, b, n_retain, ablate, routing)
             qkv.append(y.view(B, T, heads, hs).transpose(1, 2))  # (B, nh, T, hs)
         q, k, v = qkv
         if rope is not None:
@@ -255,13 +137,13 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
-        y = _route(y, self.retain_heads, routing, dim=1)  # heads are dim 1 of (B, nh, T, hs)
+        y = route_retain(y, self.retain_heads, routing, dim=1)  # heads are dim 1 of (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, heads * hs)  # (B, T, nh*hs)
-        w_o = _w(self.o_proj.weight, freeze_all)
+        w_o = detached_if(self.o_proj.weight, freeze_all)
         if ablate:
             w_o = w_o[:, :n_retain]
         # The output bias of a masked layer is a retain parameter (the paper's App. F).
-        b_o = _w(self.o_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)
+        b_o = detached_if(self.o_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)
         if routing is Routing.FREEZE_RETAIN:
             return forget_grad_linear(y, w_o, b_o, 1, n_retain)
         return F.linear(y, w_o, b_o)
@@ -291,23 +173,23 @@ class MLP(nn.Module):
         if freeze_all:
             routing = Routing.NONE
         r = self.retain_units
-        up = _split_linear(
-            x, _w(self.up_proj.weight, freeze_all), _w(self.up_proj.bias, freeze_all),
+        up = split_linear(
+            x, detached_if(self.up_proj.weight, freeze_all), detached_if(self.up_proj.bias, freeze_all),
             r, ablate, routing,
         )
         if self.gated:
-            gate = _split_linear(
-                x, _w(self.gate_proj.weight, freeze_all), _w(self.gate_proj.bias, freeze_all),
+            gate = split_linear(
+                x, detached_if(self.gate_proj.weight, freeze_all), detached_if(self.gate_proj.bias, freeze_all),
                 r, ablate, routing,
             )
             h = F.silu(gate) * up
         else:
             h = F.gelu(up, approximate="tanh")
-        h = _route(h, r, routing)
-        w_d = _w(self.down_proj.weight, freeze_all)
+        h = route_retain(h, r, routing)
+        w_d = detached_if(self.down_proj.weight, freeze_all)
         if ablate:
             w_d = w_d[:, :r]
-        b_d = _w(self.down_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)  # retain
+        b_d = detached_if(self.down_proj.bias, freeze_all or routing is Routing.FREEZE_RETAIN)  # retain
         if routing is Routing.FREEZE_RETAIN:
             return forget_grad_linear(h, w_d, b_d, 1, r)
         return F.linear(h, w_d, b_d)
@@ -426,9 +308,9 @@ class GPT(nn.Module):
         if T > self.config.context:
             raise ValueError(f"sequence length {T} exceeds model context {self.config.context}")
         fs = plan.freeze_shared
-        x = F.embedding(idx, _w(self.embed.weight, fs))  # (B, T, d)
+        x = F.embedding(idx, detached_if(self.embed.weight, fs))  # (B, T, d)
         if self.pos_embed is not None:
-            x = x + _w(self.pos_embed.weight, fs)[:T]
+            x = x + detached_if(self.pos_embed.weight, fs)[:T]
         rope = (self.rope_cos, self.rope_sin) if self.rope_cos is not None else None
         for i, block in enumerate(self.blocks):
             x = block(x, plan, rope, self.local_mask)
@@ -451,7 +333,7 @@ class GPT(nn.Module):
         x = self.hidden_states(idx, plan)
         tied = self.lm_head is None  # mask_shared masks a tied head with the embeddings
         bias = self.output_bias if output_bias is None else output_bias
-        logits = F.linear(x, _w(self.output_weight, plan.freeze_shared and tied), bias)
+        logits = F.linear(x, detached_if(self.output_weight, plan.freeze_shared and tied), bias)
         if targets is None:
             return logits
         # Low-precision logits are upcast for the loss; float64 stays float64.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from excise.report.cells import fmt, md_table
+from excise.report.cells import md_table
 from excise.report.records import RunRecord
 
 LIBRARIES_SHOWN = ("torch", "tokenizers", "numpy")

@@ -14,16 +14,15 @@ returns the report path.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from excise.errors import UserError
 from excise.methods.registry import REFERENCE_METHOD
 from excise.report import plots
-from excise.report.cells import not_recovered, pm, signed, signed_pm, fmt, md_table
+from excise.report.cells import not_recovered, pm, signed, signed_pm, md_table
 from excise.report.analysis import (
-    MeanSpread, headline_rows, loss_domains, relearn_outcomes, training_rows, undiscovered_groups,
+    headline_rows, loss_domains, relearn_outcomes, training_rows, undiscovered_groups,
 )  # fmt: skip
 from excise.report.baselines import (
     RmuComparison, paired_comparisons, paired_curve_steps, paired_curves, paired_summary, rmu_comparisons,
