@@ -307,6 +307,9 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule, preempt: Pr
         model, partition = start_from(config, model, partition)
     model.to(device)
     optimizer = build_optimizer(model, partition, config.method, config.train, device)
+    if config.train.batches == "mixed":  # per-sequence labels (excise.train.mixed)
+        from excise.data.mixed import MixedSchedule as StepSchedule
+        from excise.train.mixed import grouped_train_step, label_groups
     schedule = StepSchedule(config, {k: len(v) for k, v in data.train.items()}, data.forget_flags)
     fit = Fit()
 
@@ -335,19 +338,32 @@ def _fit(config, out, resume, device, d, prepare_data, StepSchedule, preempt: Pr
     while fit.step < steps:
         step = fit.step
         sl = schedule.at(step)
-        mode = step_mode(config.method.name, sl.label, sl.domain)
+        groups = None
+        if config.train.batches == "mixed":
+            groups = label_groups(data.train, sl, config.method.name, config.train.micro_batch_size, d.world_size, device)
+            mode = Mode.DEFAULT if groups else None
+        else:
+            mode = step_mode(config.method.name, sl.label, sl.domain)
         key = f"{sl.domain}/{sl.label}"
         fit.label_counts[key] = fit.label_counts.get(key, 0) + 1
         lr = lr_at(step, config.train)
         if mode is None:
             fit.skipped += 1
         else:
-            batches = micro_batches(data.train[sl.domain], sl.indices, config, d, device)
+            if groups is None:
+                batches = micro_batches(data.train[sl.domain], sl.indices, config, d, device)
+            else:
+                batches = [b for _, group in groups for b in group]
             try:
-                last = train_step(
-                    forward_model, optimizer, partition, config.method, config.train,
-                    batches, mode, lr, autocast=autocast,
-                )  # fmt: skip
+                if groups is None:
+                    last = train_step(
+                        forward_model, optimizer, partition, config.method, config.train,
+                        batches, mode, lr, autocast=autocast,
+                    )  # fmt: skip
+                else:
+                    last = grouped_train_step(
+                        forward_model, optimizer, partition, config.method, config.train, groups, lr, autocast
+                    )
             except NonFiniteError as e:
                 fit.nonfinite += 1
                 logger.log({"event": "nonfinite", "step": step, "where": e.where, "domain": sl.domain})
