@@ -86,8 +86,9 @@ def _corpus_tokenizer(config: Config, root: Path, corpus_fp: dict, progress: boo
     return tokenizer
 
 
-def _chunks(stream: Iterator, limit: int = CHUNK_CHARACTERS) -> Iterator[list]:
-    chunk, size = [], 0
+def _chunks(stream: Iterator) -> Iterator[list]:
+    """Consecutive records in lists of about CHUNK_CHARACTERS of text."""
+    chunk, size, limit = [], 0, CHUNK_CHARACTERS
     for item in stream:
         chunk.append(item)
         size += len(item[0][0])
