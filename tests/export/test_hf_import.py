@@ -198,7 +198,7 @@ def test_init_from_a_run_of_another_shape_names_the_shape(tmp_path):
     from excise.errors import UserError
     from excise.export import import_hf_run
     from excise.model.partition import build_model
-    from excise.train.runner import start_from
+    from excise.train.setup import start_from
 
     _, _, hf = exported(tmp_path, "hf", "llama", pcfg=None)
     run_dir = import_hf_run(hf, tmp_path / "imported", PCFG, mode="designate")
