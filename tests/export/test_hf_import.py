@@ -6,13 +6,13 @@ import json
 
 import pytest
 import torch
+from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model
 from safetensors.torch import load_file
 
 from excise.config import PartitionConfig
 from excise.errors import UserError
 from excise.export import export_model, import_hf
 from excise.model.ablation import ablated_copy
-from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model
 
 TOKENS = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(2))
 PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)

@@ -7,9 +7,8 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from reliability_helpers import TINY, assert_identical, events, tiny_config, weights
+from safetensors.torch import load_file
 
 from excise.cli import main
 from excise.errors import UserError

@@ -12,8 +12,8 @@ import yaml
 from excise.report.doc_tables import main as doc_tables_main
 from excise.report.doc_tables import parse_command, regenerate
 from excise.report.findings import check_conclusions, demo_findings, demo_summary, provenance
-from excise.report.tables import render_table
 from excise.report.records import load_runs
+from excise.report.tables import render_table
 
 META = {"excise": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "device": "cpu",
         "cpu_capability": "AVX2", "libraries": {"torch": "2.13.0+cpu", "tokenizers": "0.23.3", "numpy": "2.4.6"}}  # fmt: skip

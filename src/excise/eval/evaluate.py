@@ -34,11 +34,11 @@ from excise.errors import UserError
 from excise.eval.calibration import fit_output_bias
 from excise.eval.losses import LossStat, domain_loss
 from excise.eval.probes import fact_accuracy, forget_language_share, generate
+from excise.model.ablation import ablated_copy
 from excise.model.gpt import GPT
 from excise.model.partition import Partition
-from excise.model.ablation import ablated_copy
-from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.run import EVAL, PARTITION, TOKENIZER, WEIGHTS, load_run, read_json, write_json
+from excise.runtime import prepare_run_data, resolve_device, with_overrides
 
 EVAL_VERSION = 1  # bump when the meaning of any figure changes (invalidates caches)
 

@@ -24,12 +24,12 @@ import torch
 
 from excise.config import Config, MethodConfig, RelearnConfig, TrainConfig
 from excise.errors import UserError
-from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.eval.losses import as_tensor, domain_loss
+from excise.model.ablation import ablated_copy
 from excise.model.gpt import GPT, Mode
 from excise.model.partition import Partition
-from excise.model.ablation import ablated_copy
 from excise.run import EVAL, RELEARN, load_run, read_json, write_json
+from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.train.step import build_optimizer, lr_at, train_step
 
 

@@ -323,7 +323,8 @@ def import_hf_run(
     import shutil
 
     from excise.checkpoint import atomic_directory
-    from excise.config import Config, PartitionConfig as PC, save_config
+    from excise.config import Config, save_config
+    from excise.config import PartitionConfig as PC
     from excise.run import CONFIG, META, TOKENIZER, run_meta, save_model, write_json
 
     path, out = Path(path), Path(out)

@@ -9,9 +9,10 @@ by hand, and stamped with the commit and library versions that produced the runs
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from excise.report.cells import md_table
 from excise.report.records import RunRecord
