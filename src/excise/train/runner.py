@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from excise.config import Config
-from excise.run import SUMMARY, save_model, write_json
+from excise.run import save_model
+from excise.run_files import SUMMARY, TrainSummary, write_record
 from excise.runtime import resolve_device
 from excise.train import checkpoints
 from excise.train.distributed import barrier, in_collective, init_distributed, peer_failure
@@ -89,7 +90,7 @@ def finish(s: Session, last: StepResult | None) -> dict:
             "world_size": s.dist.world_size,
             "backend": s.dist.backend,
         }
-        write_json(s.out / SUMMARY, summary)
+        write_record(s.out / SUMMARY, TrainSummary, summary)
     s.logger.close()
     barrier(s.dist)
     return summary
@@ -97,7 +98,7 @@ def finish(s: Session, last: StepResult | None) -> dict:
 
 def cli_train(args) -> int:
     from excise import api
-    from excise.run import read_json
+    from excise.run_files import TrainSummary, read_record
 
     try:
         out = api.train(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
@@ -106,7 +107,7 @@ def cli_train(args) -> int:
             dist.destroy_process_group()
         raise
     if not dist.is_initialized() or dist.get_rank() == 0:
-        ev = read_json(out / SUMMARY)["eval"]
+        ev = read_record(out / SUMMARY, TrainSummary)["eval"]
         print(f"run written to {args.out}")
         for variant, losses in ev.items():
             figures = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())

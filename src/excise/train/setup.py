@@ -14,7 +14,8 @@ from excise.config import Config, save_config
 from excise.errors import UserError
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, build_model
-from excise.run import CONFIG, META, METRICS, run_meta, write_json
+from excise.run import run_meta
+from excise.run_files import CONFIG, META, METRICS, Meta, write_record
 from excise.train import checkpoints
 from excise.train.distributed import Dist, barrier
 from excise.train.logger import MetricsLogger
@@ -167,7 +168,7 @@ def setup(config: Config, out: Path, resume: bool, device: str, d: Dist) -> Sess
     if d.main:
         save_config(config, out / CONFIG)
         meta = run_meta(config, d.world_size, device=device, backend=d.backend, resumed_from=fit.step or None)
-        write_json(out / META, meta)
+        write_record(out / META, Meta, meta)
     logger = MetricsLogger(out / METRICS, config, enabled=d.main, resume_step=fit.step if resume else None)
     forward_model = torch.compile(model) if config.train.compile else model
     return Session(config, out, device, d, data, model, forward_model, partition, optimizer, schedule, fit,
