@@ -72,8 +72,8 @@ def build_exports(root: Path) -> dict:
     from excise.config import Config, DataConfig, ModelConfig, PartitionConfig, save_config
     from excise.data.tokenizer import train_tokenizer
     from excise.export import export_hf
-    from excise.model.partition import build_model
     from excise.model.ablation import ablated_copy
+    from excise.model.partition import build_model
     from excise.run import load_run, save_model
 
     vocab = 320

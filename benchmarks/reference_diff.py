@@ -172,8 +172,8 @@ def reference_logits(reference, tokens, mode: str, as_is: bool) -> torch.Tensor:
 
 
 def forward_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
-    from excise.model.gpt import Mode
     from excise.model.ablation import ablated_copy
+    from excise.model.gpt import Mode
     from excise.model.strategies import get_strategy
 
     rows = []
@@ -276,7 +276,7 @@ def update_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
                 assert moved > 1e-3, "the steps changed nothing: the check would prove nothing"
                 name = "SGD" if optimizer == "sgd" else "AdamW (paper settings)"
                 shared = ", mask_shared" if mask_shared else ""
-                rows.append((f"{len(LABELS)} steps {'/'.join(l[0].upper() for l in LABELS)}, {name}{shared} ({layout})",
+                rows.append((f"{len(LABELS)} steps {'/'.join(label[0].upper() for label in LABELS)}, {name}{shared} ({layout})",
                              max_weight_difference(reference, model, masked)))
     return rows
 

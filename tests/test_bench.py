@@ -15,7 +15,12 @@ import pytest
 import yaml
 
 from excise.bench import (
-    cli_bench, mix_weights, mode_sequence, model_flops_per_token, ratio_summary, spread,
+    cli_bench,
+    mix_weights,
+    mode_sequence,
+    model_flops_per_token,
+    ratio_summary,
+    spread,
 )  # fmt: skip
 from excise.config import ModelConfig
 from excise.errors import UserError

@@ -48,7 +48,8 @@ def _override_list(overrides: Overrides) -> list[str]:
 def load_config(config: str | Path | Config | Mapping | None = None, overrides: Overrides = None) -> Config:
     """A validated :class:`~excise.config.Config` from a YAML path, a dict, a Config, or
     the defaults (None), with ``overrides`` applied."""
-    from excise.config import Config, apply_overrides, config_from_dict, load_config as load_yaml
+    from excise.config import Config, apply_overrides, config_from_dict
+    from excise.config import load_config as load_yaml
 
     extra = _override_list(overrides)
     if config is None or isinstance(config, (str, Path)):

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from excise.errors import UserError
 from excise.methods.registry import METHODS, get_method
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DOMAINS = ("forget", "adjacent", "retain")
 
@@ -328,7 +329,8 @@ class TrainConfig(Section):
 
     The paper's code: one AdamW (0.9, 0.95) decaying every tensor by 0.1, no clipping,
     warm-up linear from 0.1 x lr, cosine to 0 (``warmup_start: 0.1``, ``min_lr_ratio: 0``,
-    ``weight_decay_on: all``, ``grad_clip: 0``); the ``configs/paper/`` recipes set that.
+    ``weight_decay_on: all``, ``grad_clip: 0``); the paper-size recipes
+    (``configs/bilingual-*.yaml``, ``configs/topic-*.yaml``) set that.
     """
 
     steps: int = Field(1000, ge=0, description="optimizer steps")

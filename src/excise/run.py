@@ -30,16 +30,17 @@ from excise.config import Config, config_from_dict, read_yaml
 from excise.errors import UserError
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, apply_partition
-
-CONFIG = "config.yaml"
-WEIGHTS = "model.safetensors"
-PARTITION = "partition.json"
-TOKENIZER = "tokenizer.json"
-META = "meta.json"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-EVAL = "eval.json"
-RELEARN = "relearn.json"
+from excise.run_files import (  # noqa: F401  (the file names, re-exported)
+    CONFIG,
+    EVAL,
+    META,
+    METRICS,
+    PARTITION,
+    RELEARN,
+    SUMMARY,
+    TOKENIZER,
+    WEIGHTS,
+)  # fmt: skip
 
 
 @dataclass
@@ -214,13 +215,6 @@ def run_meta(config: Config, world_size: int = 1, **extra) -> dict:
 
 
 def write_json(path: Path, data) -> None:
+    """Write a JSON file that has no record type (checkpoint internals); run files go
+    through :func:`excise.run_files.write_record`."""
     atomic_write_text(Path(path), json.dumps(data, indent=1, default=str) + "\n")
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e}") from None

@@ -188,7 +188,7 @@ def test_every_format_reads_the_same_documents(tmp_path):
     txt = tmp_path / "f.txt.gz"
     import gzip
 
-    txt.write_bytes(gzip.compress("first\nparagraph\n\nsecond\n".encode()))
+    txt.write_bytes(gzip.compress(b"first\nparagraph\n\nsecond\n"))
     assert read_documents(DataSource(path=str(txt)), "retain") == ["first\nparagraph", "second"]
 
 

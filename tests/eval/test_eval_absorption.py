@@ -2,8 +2,8 @@ import torch
 from eval_test_helpers import tiny_config
 
 from excise.eval.absorption import gradient_norms
-from excise.model.partition import build_model
 from excise.model.ablation import ablate_
+from excise.model.partition import build_model
 
 
 def test_zeroed_forget_units_get_exactly_zero_gradient(data):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_helpers import tiny_model, train_tokenizer
 
 from excise.config import Config, DataConfig, ModelConfig, PartitionConfig, save_config
-from hf_helpers import tiny_model, train_tokenizer
 
 
 @pytest.fixture

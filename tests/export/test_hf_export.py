@@ -11,12 +11,12 @@ import torch
 
 transformers = pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
+from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model  # noqa: E402
+
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.export import export_hf, export_model, hf_family  # noqa: E402
 from excise.model.ablation import ablated_copy  # noqa: E402
-
-from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model  # noqa: E402
 
 TOKENS = torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(1))
 
@@ -69,7 +69,7 @@ def test_exported_logits_match_excise(tmp_path, variant):
         with torch.no_grad():
             got = hf_model(TOKENS).logits
         assert got.shape == reference.shape
-        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5, msg=lambda m: f"{kind}: {m}")
+        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5, msg=lambda m, kind=kind: f"{kind}: {m}")
         if kind != "full":  # the domain really is gone: differs from the full model
             assert not torch.allclose(got, full, atol=1e-3)
 

@@ -10,11 +10,12 @@ import pytest
 
 transformers = pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
+from hf_helpers import LLAMA, NEO, tiny_config  # noqa: E402
+
 from excise.cli import main  # noqa: E402
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.export import export_hf  # noqa: E402
-from hf_helpers import LLAMA, NEO, tiny_config  # noqa: E402
 
 PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)
 EVAL = {

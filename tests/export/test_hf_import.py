@@ -6,13 +6,13 @@ import json
 
 import pytest
 import torch
+from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model
 from safetensors.torch import load_file
 
 from excise.config import PartitionConfig
 from excise.errors import UserError
 from excise.export import export_model, import_hf
 from excise.model.ablation import ablated_copy
-from hf_helpers import LLAMA, NEO, VOCAB, tiny_config, tiny_model
 
 TOKENS = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(2))
 PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)
@@ -198,7 +198,7 @@ def test_init_from_a_run_of_another_shape_names_the_shape(tmp_path):
     from excise.errors import UserError
     from excise.export import import_hf_run
     from excise.model.partition import build_model
-    from excise.train.runner import start_from
+    from excise.train.setup import start_from
 
     _, _, hf = exported(tmp_path, "hf", "llama", pcfg=None)
     run_dir = import_hf_run(hf, tmp_path / "imported", PCFG, mode="designate")

@@ -10,11 +10,12 @@ import yaml
 
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
+from hf_helpers import NEO, tiny_config  # noqa: E402
+
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.export import export_hf  # noqa: E402
 from excise.export.lmeval import transformers_losses, write_perplexity_tasks  # noqa: E402
-from hf_helpers import NEO, tiny_config  # noqa: E402
 
 TEXTS = {
     "forget": ["el gato se sienta", "el gato"] * 6,
@@ -111,10 +112,11 @@ def test_lm_eval_runs_local_tasks(tmp_path, make_run):
 
 
 def test_sequence_losses_equal_excise_domain_loss(tmp_path):
+    from hf_helpers import LLAMA, tiny_model
+
     from excise.eval.losses import domain_loss
     from excise.export import export_model
     from excise.export.lmeval import transformers_sequence_losses
-    from hf_helpers import LLAMA, tiny_model
 
     model, partition = tiny_model(tiny_config(**LLAMA), PartitionConfig(forget_heads=1, forget_mlp_units=8),
                                   dtype=torch.float32)  # fmt: skip

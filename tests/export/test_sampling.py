@@ -7,11 +7,12 @@ import torch
 
 pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
 
+from hf_helpers import LLAMA, NEO, tiny_config, tiny_model  # noqa: E402
+
 from excise.config import PartitionConfig  # noqa: E402
 from excise.errors import UserError  # noqa: E402
 from excise.eval.sampling import sample_ids, to_hf  # noqa: E402
 from excise.model.ablation import ablated_copy  # noqa: E402
-from hf_helpers import LLAMA, NEO, tiny_config, tiny_model  # noqa: E402
 
 PCFG = PartitionConfig(forget_heads=1, forget_mlp_units=8)
 PROMPT = [3, 17, 5]

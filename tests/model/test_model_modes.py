@@ -19,15 +19,10 @@ embeddings / final norm / head), so a wrong slice anywhere shows up as a named f
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
-
-from excise.config import PartitionConfig
-from excise.model.gpt import Mode
-from excise.model.ablation import ablate_, ablated_copy
-from excise.model.strategies import STRATEGIES, get_strategy
 from model_test_helpers import (
     EXACT,
     KINDS,
@@ -40,6 +35,11 @@ from model_test_helpers import (
     retain_zeroed_copy,
     site_of,
 )
+
+from excise.config import PartitionConfig
+from excise.model.ablation import ablate_, ablated_copy
+from excise.model.gpt import Mode
+from excise.model.strategies import STRATEGIES, get_strategy
 
 PLAIN, ABLATED, ZEROED, ZERO, NONZERO = "plain", "ablated", "zeroed", "zero", "nonzero"
 
@@ -87,7 +87,7 @@ TABLE.update({
 SCENARIOS = sorted(TABLE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(variant: str, which: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Logits and gradients of a plain step of the plain / ablated / retain-zeroed network."""
     if which == PLAIN:
@@ -101,12 +101,12 @@ def reference(variant: str, which: str) -> tuple[torch.Tensor, dict[str, torch.T
     return backward(model)
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_of(variant: str):
     return partitioned_model(variant)[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def step(variant: str, strategy: str, mode: str, mask_shared: bool):
     """Logits and post-``after_backward`` gradients of one step, plus the partition."""
     model, partition = partitioned_model(variant)

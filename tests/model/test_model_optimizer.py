@@ -11,10 +11,10 @@ import copy
 
 import pytest
 import torch
+from model_test_helpers import backward, partitioned_model
 
 from excise.model.partition import Partition, mask_shared_names
 from excise.train.optimizer import PartitionedAdamW
-from model_test_helpers import backward, partitioned_model
 
 LR, BETAS, EPS, WD = 1e-2, (0.9, 0.95), 1e-8, 0.1
 

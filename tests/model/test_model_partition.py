@@ -6,11 +6,6 @@ import json
 
 import pytest
 import torch
-
-from excise.config import PartitionConfig
-from excise.model.gpt import GPT
-from excise.model.partition import Partition, apply_partition, build_partition, mask_gradients, mask_shared_names
-from excise.model.ablation import ablate_, ablated, ablated_copy, count_elements, prune
 from model_test_helpers import (
     EXACT,
     VARIANTS,
@@ -18,6 +13,17 @@ from model_test_helpers import (
     model_config,
     partitioned_model,
     randomize_,
+)
+
+from excise.config import PartitionConfig
+from excise.model.ablation import ablate_, ablated, ablated_copy, count_elements, prune
+from excise.model.gpt import GPT
+from excise.model.partition import (
+    Partition,
+    apply_partition,
+    build_partition,
+    mask_gradients,
+    mask_shared_names,
 )
 
 ALL_VARIANTS = sorted(VARIANTS)

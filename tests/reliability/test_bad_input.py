@@ -17,15 +17,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from reliability_helpers import TINY, assert_user_error, run_cli, tiny_config
 
 from excise.cli import main
-from excise.config import Config, ConfigError, load_config
+from excise.config import Config, ConfigError, DataSource, load_config
 from excise.data.sources import read_documents
 from excise.errors import UserError
 from excise.train.runner import train
-from excise.config import DataSource
 
 TRAIN = [*TINY, "train.steps=1"]
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from reliability_helpers import TINY, assert_identical, tiny_config, weights
 
 from excise.cli import main

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from reliability_helpers import assert_identical, tiny_config, weights
 
 from excise.train.runner import train

@@ -35,7 +35,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_helpers import (  # noqa: E402
-    Trainer, check_finished_run, latest_step_seen, tiny_config, whole_checkpoint_step,
+    Trainer,
+    check_finished_run,
+    latest_step_seen,
+    tiny_config,
+    whole_checkpoint_step,
 )  # fmt: skip
 
 from excise.train import checkpoints  # noqa: E402

@@ -93,7 +93,8 @@ def test_run_directory_files_readable_by_others(tmp_path):
 
 def test_failed_run_leaving_only_its_lock_can_be_rerun(tmp_path):
     from excise.train.checkpoints import LOCK
-    from excise.train.runner import Dist, prepare_run_dir
+    from excise.train.distributed import Dist
+    from excise.train.setup import prepare_run_dir
 
     run = tmp_path / "run"
     run.mkdir()

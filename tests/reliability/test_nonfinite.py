@@ -7,13 +7,12 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from reliability_helpers import TINY, assert_identical, events, tiny_config, weights
+from safetensors.torch import load_file
 
 from excise.cli import main
 from excise.errors import UserError
-from excise.train import runner
+from excise.train import loop, runner
 
 # constant schedule: a run of N steps is a prefix of a run of N + 1 steps
 COMMON = ["train.schedule=constant"]
@@ -44,7 +43,7 @@ def poison_step(monkeypatch):
     """``poison_step(k, kind)``: the k-th optimizer step (0-based) of the next run goes bad."""
 
     def arm(bad_step: int, kind: str) -> None:
-        real = runner.train_step
+        real = loop.train_step
         calls = {"n": 0}
 
         def train_step(model, *args, **kwargs):
@@ -53,7 +52,7 @@ def poison_step(monkeypatch):
             with _poison(model, kind) if step == bad_step else contextlib.nullcontext():
                 return real(model, *args, **kwargs)
 
-        monkeypatch.setattr(runner, "train_step", train_step)
+        monkeypatch.setattr(loop, "train_step", train_step)
 
     return arm
 

@@ -44,7 +44,13 @@ import torch._dynamo  # noqa: F401  torch.optim imports it (seconds): once here,
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_helpers import (  # noqa: E402
-    TINY, Trainer, check_finished_run, cli_env, empty_recipe, events, latest_step_seen,
+    TINY,
+    Trainer,
+    check_finished_run,
+    cli_env,
+    empty_recipe,
+    events,
+    latest_step_seen,
     whole_checkpoint_step,
 )  # fmt: skip
 

@@ -23,7 +23,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reliability_helpers import (  # noqa: E402
-    TINY, assert_identical, empty_recipe, events, latest_step_seen, tiny_config, weights,
+    TINY,
+    assert_identical,
+    empty_recipe,
+    events,
+    latest_step_seen,
+    tiny_config,
+    weights,
 )  # fmt: skip
 from test_ranks import free_port  # noqa: E402
 

@@ -7,26 +7,22 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from run_dirs import DEFAULT_META as META
+from run_dirs import write_run_dir
 
 from excise.report.doc_tables import main as doc_tables_main
 from excise.report.doc_tables import parse_command, regenerate
 from excise.report.findings import check_conclusions, demo_findings, demo_summary, provenance
-from excise.report.tables import render_table
 from excise.report.records import load_runs
-
-META = {"excise": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty": False, "device": "cpu",
-        "cpu_capability": "AVX2", "libraries": {"torch": "2.13.0+cpu", "tokenizers": "0.23.3", "numpy": "2.4.6"}}  # fmt: skip
+from excise.report.tables import render_table
 
 
 def _run(root: Path, name: str, method: str, kind: str, losses: dict, relearn: dict | None = None) -> dict:
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "method": {"name": "no_filter" if kind == "unlearn" else method}}))
-    (d / "meta.json").write_text(json.dumps({**META, **({"unlearn_method": method} if kind == "unlearn" else {})}))
-    (d / "eval.json").write_text(json.dumps({**losses, "partitioned": method == "sgtm"}))
-    if relearn is not None:
-        (d / "relearn.json").write_text(json.dumps(relearn))
+    d = write_run_dir(
+        root, name, {"seed": 0, "method": {"name": "no_filter" if kind == "unlearn" else method}},
+        meta={**META, **({"unlearn_method": method} if kind == "unlearn" else {})},
+        eval={**losses, "partitioned": method == "sgtm"}, relearn=relearn,
+    )
     return {"name": name, "dir": str(d), "values": {"method.name": method}, "method": method, "kind": kind}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from run_dirs import write_run_dir
 
 from excise.cli import main
 from excise.errors import UserError
@@ -20,9 +21,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def write_run(root: Path, name: str, method: str, recall: float | None, seed: int, forget: float,
               retain: float, relearn: dict | None = None, absorption: bool = False) -> dict:  # fmt: skip
     """A run directory as training + eval + relearn leave it, with made-up numbers."""
-    d = root / name
-    d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"model": {"vocab_size": 320}, "method": {"name": method}}))
     partitioned = method == "sgtm"
     events = []
     for step in (10, 20, 30):
@@ -36,17 +34,14 @@ def write_run(root: Path, name: str, method: str, recall: float | None, seed: in
                 "forget": [{"forget": 1.0 * step / 10, "retain": 1.0}, {"forget": 0.5, "retain": 0.5}],
                 "retain": [{"forget": 0.1, "retain": 1.0}],
             }})  # fmt: skip
-    events.insert(3, "not json, a line cut by a kill")
-    (d / "metrics.jsonl").write_text("\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
     ev = {"full": {"forget": forget - 0.1, "retain": retain}, "partitioned": partitioned,
           "calibrated": {"forget": forget - 0.02, "retain": retain - 0.01}}  # fmt: skip
     if partitioned:
         ev["ablated"] = {"forget": forget, "retain": retain + 0.05}
-    (d / "eval.json").write_text(json.dumps(ev))
-    (d / "summary.json").write_text(json.dumps({"steps": 30, "tokens": 1920, "wall_seconds": 1.5,
-                                                "tokens_per_second": 1280.0, "skipped_steps": 0}))  # fmt: skip
-    if relearn is not None:
-        (d / "relearn.json").write_text(json.dumps(relearn))
+    summary = {"method": method, "steps": 30, "tokens": 1920, "wall_seconds": 1.5, "tokens_per_second": 1280.0,
+               "skipped_steps": 0, "eval": {k: v for k, v in ev.items() if k in ("full", "ablated")}}  # fmt: skip
+    d = write_run_dir(root, name, {"model": {"vocab_size": 320}, "method": {"name": method}}, summary=summary,
+                      eval=ev, relearn=relearn, events=events, cut_line_at=3)  # fmt: skip
     values = {"method.name": method, "seed": seed}
     if recall is not None:
         values["labels.recall"] = recall

@@ -8,7 +8,13 @@ import pytest
 
 from excise.errors import UserError
 from excise.sweep.plan import (
-    expand_grid, expand_points, find_reference, plan, point_config, point_name, unique_names,
+    expand_grid,
+    expand_points,
+    find_reference,
+    plan,
+    point_config,
+    point_name,
+    unique_names,
 )  # fmt: skip
 from excise.sweep.spec import load_spec, parse_spec
 

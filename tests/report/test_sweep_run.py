@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from report_test_helpers import TINY
 
 import excise.train.runner as runner
 from excise.sweep import RESULTS_FILE, SWEEP_FILE, parse_spec, read_results, run_sweep
-
-from report_test_helpers import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = str(REPO / "configs" / "bilingual-tiny.yaml")

@@ -28,7 +28,15 @@ from tokenizers import Tokenizer
 from excise.checkpoint import atomic_write_text
 from excise.config import Config
 from excise.data import packing
-from excise.data.classify import CLASSIFIER_VERSION, PREDICTED, DocumentClassifier, build_classifier, map_label, measure, text_digest
+from excise.data.classify import (
+    CLASSIFIER_VERSION,
+    PREDICTED,
+    DocumentClassifier,
+    build_classifier,
+    map_label,
+    measure,
+    text_digest,
+)
 from excise.data.corpus_files import fingerprint, records
 from excise.data.sources import DataError
 from excise.data.tokenizer import eos_id, load_tokenizer, train_tokenizer

@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 from excise.config import DOMAINS, Config, EvalConfig
-from excise.errors import UserError
 from excise.eval.calibration import fit_output_bias
 from excise.eval.losses import LossStat, domain_loss
 from excise.eval.probes import fact_accuracy, forget_language_share, generate
+from excise.model.ablation import ablated_copy
 from excise.model.gpt import GPT
 from excise.model.partition import Partition
-from excise.model.ablation import ablated_copy
+from excise.run import PARTITION, TOKENIZER, WEIGHTS, load_run
+from excise.run_files import EVAL, META, EvalRecord, Meta, read_record_lenient, write_record
 from excise.runtime import prepare_run_data, resolve_device, with_overrides
-from excise.run import EVAL, PARTITION, TOKENIZER, WEIGHTS, load_run, read_json, write_json
 
 EVAL_VERSION = 1  # bump when the meaning of any figure changes (invalidates caches)
 
@@ -192,11 +192,8 @@ def evaluate_run(
     key = cache_key(run_dir, config, options, data)
     out = run_dir / EVAL
     if out.is_file() and not force:
-        try:
-            previous = read_json(out)
-        except UserError:
-            previous = None
-        if isinstance(previous, dict) and previous.get("cache_key") == key:
+        previous = read_record_lenient(out, EvalRecord)
+        if previous is not None and previous.get("cache_key") == key:
             return previous
     dev = resolve_device(config, device)
     if data is None:
@@ -208,18 +205,13 @@ def evaluate_run(
     result["method"] = _method_label(run_dir, config)
     result["partitioned"] = run.partitioned
     result["cache_key"] = key
-    write_json(out, result)
+    write_record(out, EvalRecord, result)
     return result
 
 
 def _method_label(run_dir: Path, config: Config) -> str:
     """Training method, or ``unlearn:<method>`` for runs written by ``excise unlearn``."""
-    meta = run_dir / "meta.json"
-    if meta.is_file():
-        try:
-            m = json.loads(meta.read_text(encoding="utf-8"))
-            if isinstance(m, dict) and m.get("unlearn_method"):
-                return f"unlearn:{m['unlearn_method']}"
-        except (OSError, json.JSONDecodeError):
-            pass
+    meta = read_record_lenient(run_dir / META, Meta)
+    if meta is not None and meta.get("unlearn_method"):
+        return f"unlearn:{meta['unlearn_method']}"
     return config.method.name

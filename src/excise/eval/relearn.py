@@ -24,12 +24,13 @@ import torch
 
 from excise.config import Config, MethodConfig, RelearnConfig, TrainConfig
 from excise.errors import UserError
-from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.eval.losses import as_tensor, domain_loss
+from excise.model.ablation import ablated_copy
 from excise.model.gpt import GPT, Mode
 from excise.model.partition import Partition
-from excise.model.ablation import ablated_copy
-from excise.run import EVAL, RELEARN, load_run, read_json, write_json
+from excise.run import load_run
+from excise.run_files import EVAL, RELEARN, EvalRecord, RelearnRecord, read_record, write_record
+from excise.runtime import prepare_run_data, resolve_device, with_overrides
 from excise.train.step import build_optimizer, lr_at, train_step
 
 
@@ -123,7 +124,7 @@ def reference_forget_loss(reference_dir: str | Path, data, config: Config, devic
     reference_dir = Path(reference_dir)
     eval_path = reference_dir / EVAL
     if eval_path.is_file():
-        value = read_json(eval_path).get("full", {}).get("forget")
+        value = read_record(eval_path, EvalRecord)["full"].get("forget")
         if value is not None:
             return float(value)
     ref = load_run(reference_dir, device=device)
@@ -168,5 +169,5 @@ def relearn_run(
     )
     result["released"] = "ablated" if run.partitioned else "as-is"
     result["reference_run"] = None if reference_dir is None else str(reference_dir)
-    write_json(run_dir / RELEARN, result)
+    write_record(run_dir / RELEARN, RelearnRecord, result)
     return result

@@ -13,7 +13,6 @@ Calling the package, ``excise.export(run, out, ...)``, is :func:`excise.api.expo
 """
 
 from excise._callable import make_callable
-
 from excise.export.families import hf_family
 from excise.export.hf import ExportResult, cli_export, export_hf, export_model
 from excise.export.importer import import_hf, import_hf_run, load_hf_as_gpt, model_config_from_hf

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from excise.config import Config
 from excise.model.gpt import GPT
 from excise.model.partition import Partition
+from excise.run_files import EVAL, META, EvalRecord, Meta, read_record_lenient
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -57,11 +58,6 @@ def _source(src) -> str:
     return f"{origin}, field `{src.text_field}`{extra}"
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _dataset_ids(config: Config | None, domain: str) -> tuple[str, str]:
@@ -87,12 +83,12 @@ def card_data(result: ExportResult, config: Config | None, run_dir: Path | None,
     datasets = (
         sorted({s.hub for s in config.data.sources().values() if s.hub}) if config is not None else []
     )
-    run_meta = _read_json(run_dir / "meta.json") if run_dir is not None else None
+    run_meta = read_record_lenient(run_dir / META, Meta) if run_dir is not None else None
     base_model = meta.base_model or (run_meta.get("base_model") if isinstance(run_meta, dict) else None)
     variant = "ablated" if result.ablated else "full"
     name = meta.repo_id.split("/")[-1] if meta.repo_id else result.out.name
     evals = []
-    ev = _read_json(run_dir / "eval.json") if run_dir is not None else None
+    ev = read_record_lenient(run_dir / EVAL, EvalRecord) if run_dir is not None else None
     row = ev.get(variant) if isinstance(ev, dict) else None
     if isinstance(row, dict):
         for domain in ("forget", "adjacent", "retain"):
@@ -230,7 +226,7 @@ def model_card(
                 "this export under transformers tensor names."
             )
     if run_dir is not None:
-        ev = _read_json(run_dir / "eval.json")
+        ev = read_record_lenient(run_dir / EVAL, EvalRecord)
         if isinstance(ev, dict) and ev:
             domains = [d for d in ("forget", "adjacent", "retain") if any(d in v for v in ev.values() if isinstance(v, dict))]
             lines += ["", "## Evaluation (excise, held-out mean token loss in nats)", ""]
@@ -247,7 +243,7 @@ def model_card(
                 f"`full` is the model before removal, `ablated` is {which}; `calibrated` adds a "
                 "fitted output-logit bias to the ablated model (the bias is not part of the export)."
             )
-        run_meta = _read_json(run_dir / "meta.json")
+        run_meta = read_record_lenient(run_dir / META, Meta)
         if isinstance(run_meta, dict):
             lines += ["", "## Provenance (meta.json)", ""]
             for key in ("excise", "torch", "git_commit", "seed", "world_size", "method", "masking",

@@ -40,9 +40,9 @@ from excise.export.families import (
     to_hf_tensors,
 )
 from excise.export.hub import Upload
+from excise.model.ablation import ablate_, count_elements, prune
 from excise.model.gpt import GPT
 from excise.model.partition import Partition, build_partition
-from excise.model.ablation import ablate_, count_elements, prune
 
 EXPORT_INFO = "excise_export.json"
 HF_WEIGHTS = "model.safetensors"

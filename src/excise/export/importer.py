@@ -323,8 +323,10 @@ def import_hf_run(
     import shutil
 
     from excise.checkpoint import atomic_directory
-    from excise.config import Config, PartitionConfig as PC, save_config
-    from excise.run import CONFIG, META, TOKENIZER, run_meta, save_model, write_json
+    from excise.config import Config, save_config
+    from excise.config import PartitionConfig as PC
+    from excise.run import run_meta, save_model
+    from excise.run_files import CONFIG, META, TOKENIZER, Meta, write_record
 
     path, out = Path(path), Path(out)
     if out.is_dir() and any(out.iterdir()):
@@ -344,7 +346,7 @@ def import_hf_run(
         save_model(tmp, model, partition)
         save_config(config, tmp / CONFIG)
         meta = run_meta(config, imported_from=str(path.resolve()), import_mode=mode, base_model=base_model)
-        write_json(tmp / META, meta)
+        write_record(tmp / META, Meta, meta)
         tokenizer = path / TOKENIZER
         if tokenizer.is_file():
             shutil.copyfile(tokenizer, tmp / TOKENIZER)
@@ -352,10 +354,10 @@ def import_hf_run(
 
 
 def _is_imported_run(path: Path) -> bool:
-    try:
-        return bool(json.loads((path / "meta.json").read_text(encoding="utf-8")).get("imported_from"))
-    except (OSError, ValueError, AttributeError):
-        return False
+    from excise.run_files import META, Meta, read_record_lenient
+
+    meta = read_record_lenient(path / META, Meta)
+    return bool(meta and meta.get("imported_from"))
 
 
 def cli_import(args) -> int:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,8 @@ from excise.errors import UserError
 from excise.eval.losses import as_tensor
 from excise.model.gpt import GPT
 from excise.model.partition import Partition
-from excise.run import META, SUMMARY, TOKENIZER, load_run, run_meta, save_model, write_json
+from excise.run import load_run, run_meta, save_model
+from excise.run_files import META, SUMMARY, TOKENIZER, Meta, UnlearnSummary, read_record_lenient, write_record
 from excise.train.step import NonFiniteError, clip_and_update
 
 
@@ -212,23 +213,19 @@ def unlearn_run(
     save_model(out_dir, model.cpu(), Partition())
     if (run_dir / TOKENIZER).is_file():
         shutil.copyfile(run_dir / TOKENIZER, out_dir / TOKENIZER)
-    write_json(out_dir / META, run_meta(config, unlearn_method=method, source_run=str(run_dir.resolve()),
-                                        source_method=run.config.method.name))
+    write_record(out_dir / META, Meta, run_meta(config, unlearn_method=method, source_run=str(run_dir.resolve()),
+                                                source_method=run.config.method.name))
     summary = {k: v for k, v in log.items() if k != "updated_parameters"}
     summary["n_updated_tensors"] = len(log["updated_parameters"])
-    write_json(out_dir / SUMMARY, {"unlearn": summary})
+    write_record(out_dir / SUMMARY, UnlearnSummary, {"unlearn": summary})
     for stale in ("eval.json", "relearn.json"):
         (out_dir / stale).unlink(missing_ok=True)
     return log
 
 
 def _is_unlearn_output(path: Path) -> bool:
-    import json
-
-    try:
-        return bool(json.loads((path / META).read_text(encoding="utf-8")).get("unlearn_method"))
-    except (OSError, ValueError, AttributeError):
-        return False
+    meta = read_record_lenient(path / META, Meta)
+    return bool(meta and meta.get("unlearn_method"))
 
 
 __all__ = ["UNLEARNERS", "UnlearnState", "unlearn_model", "unlearn_run", "rmu_layers", "trainable_names"]

@@ -1,8 +1,8 @@
 """The transformer, its forget/retain partition and the masking strategies."""
 
+from excise.model.ablation import ablate_, ablated, ablated_copy, count_elements, prune
 from excise.model.gpt import GPT, LayerShape, Mode, Routing, StepPlan
 from excise.model.partition import Partition, apply_partition, build_model, build_partition, mask_gradients
-from excise.model.ablation import ablate_, ablated, ablated_copy, count_elements, prune
 from excise.model.strategies import STRATEGIES, Strategy, get_strategy
 
 __all__ = [

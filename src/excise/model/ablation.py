@@ -4,15 +4,14 @@ them physically, and counting elements by kind — generic functions over a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn as nn
 
 from excise.model.gpt import GPT, LayerShape
 from excise.model.partition import Partition
-
 
 # ---------------------------------------------------------------------------------------
 # ablation

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from excise.config import ModelConfig
-from excise.model.forget_linear import route_retain, split_linear, detached_if, forget_grad_linear
+from excise.model.forget_linear import detached_if, forget_grad_linear, route_retain, split_linear
 from excise.model.plan import PLAIN, Mode, Routing, StepPlan
 
 __all__ = ["GPT", "LayerShape", "Mode", "Routing", "StepPlan", "PLAIN", "forget_grad_linear"]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from excise.errors import UserError
 from excise.report.markdown import write_report
-from excise.report.tables import render_table
 from excise.report.records import load_runs
+from excise.report.tables import render_table
 from excise.sweep import SWEEP_FILE, configs_dir, parse_spec, run_sweep
 
 DEMO_METHODS = ["sgtm", "no_filter", "weak_filter", "strict_filter"]

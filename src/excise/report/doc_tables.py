@@ -45,8 +45,8 @@ def parse_command(command: str) -> tuple[list[str], str]:
 
 def table_output(command: str, runs_root: Path) -> str:
     """What ``command`` prints, with its directories resolved against ``runs_root``."""
-    from excise.report.tables import render_table
     from excise.report.records import load_many
+    from excise.report.tables import render_table
 
     dirs, name = parse_command(command)
     roots = [Path(d) if Path(d).is_absolute() else runs_root / d for d in dirs]

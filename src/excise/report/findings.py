@@ -8,23 +8,20 @@ by hand, and stamped with the commit and library versions that produced the runs
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from excise.report.cells import md_table
 from excise.report.records import RunRecord
+from excise.run_files import META, Meta, read_record_lenient
 
 LIBRARIES_SHOWN = ("torch", "tokenizers", "numpy")
 
 
 def _meta(r: RunRecord) -> dict:
-    try:
-        meta = json.loads((Path(r.dir) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+    return read_record_lenient(Path(r.dir) / META, Meta) or {}
 
 
 def provenance(records: list[RunRecord]) -> str:

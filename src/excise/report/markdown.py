@@ -20,13 +20,22 @@ from typing import Any
 from excise.errors import UserError
 from excise.methods.registry import REFERENCE_METHOD
 from excise.report import plots
-from excise.report.cells import not_recovered, pm, signed, signed_pm, md_table
 from excise.report.analysis import (
-    headline_rows, loss_domains, relearn_outcomes, training_rows, undiscovered_groups,
+    headline_rows,
+    loss_domains,
+    relearn_outcomes,
+    training_rows,
+    undiscovered_groups,
 )  # fmt: skip
 from excise.report.baselines import (
-    RmuComparison, paired_comparisons, paired_curve_steps, paired_curves, paired_summary, rmu_comparisons,
+    RmuComparison,
+    paired_comparisons,
+    paired_curve_steps,
+    paired_curves,
+    paired_summary,
+    rmu_comparisons,
 )  # fmt: skip
+from excise.report.cells import md_table, not_recovered, pm, signed, signed_pm
 from excise.report.leakage import leakage
 from excise.report.records import VARIANTS, RunRecord, failed_runs, load_many
 

@@ -21,6 +21,20 @@ import yaml
 
 from excise.errors import UserError
 from excise.methods.registry import METHODS, REFERENCE_METHOD
+from excise.run_files import (
+    EVAL,
+    META,
+    METRICS,
+    RELEARN,
+    SUMMARY,
+    EvalRecord,
+    Meta,
+    RelearnRecord,
+    Summary,
+    read_events,
+    read_jsonl,
+    read_record_lenient,
+)  # fmt: skip
 from excise.sweep import RESULTS_FILE, SWEEP_FILE, flatten_keys
 
 VARIANTS = ("full", "ablated", "calibrated")
@@ -37,21 +51,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The JSON-object lines of a file; absent files and lines cut by a kill give nothing."""
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return rows
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 @dataclass
@@ -131,9 +130,9 @@ def load_record(name: str, run_dir: Path, info: dict | None = None) -> RunRecord
             config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
             config = {}
-    meta = _read_json(run_dir / "meta.json") or {}
+    meta = read_record_lenient(run_dir / META, Meta) or {}
     method = info.get("method") or meta.get("unlearn_method") or (config.get("method") or {}).get("name") or "?"
-    events = read_jsonl(run_dir / "metrics.jsonl")
+    events = read_events(run_dir / METRICS)
     eval_events = sorted((e for e in events if e.get("event") == "eval"), key=lambda e: e.get("step", 0))
     absorption = [e for e in events if e.get("event") == "absorption"]
     extra = _read_json(run_dir / "absorption.json")
@@ -143,8 +142,9 @@ def load_record(name: str, run_dir: Path, info: dict | None = None) -> RunRecord
     return RunRecord(
         name=name, dir=run_dir, method=str(method), kind=kind,
         values=info.get("values") or {}, reference=info.get("reference"), config=config,
-        eval=_read_json(run_dir / "eval.json"), relearn=_read_json(run_dir / "relearn.json"),
-        summary=_read_json(run_dir / "summary.json"), eval_events=eval_events, absorption=absorption,
+        eval=read_record_lenient(run_dir / EVAL, EvalRecord),
+        relearn=read_record_lenient(run_dir / RELEARN, RelearnRecord),
+        summary=read_record_lenient(run_dir / SUMMARY, Summary), eval_events=eval_events, absorption=absorption,
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ it, so a document can carry it verbatim (:mod:`excise.report.doc_tables` keeps i
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from excise.report import findings, markdown
 from excise.report.records import RunRecord

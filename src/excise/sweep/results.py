@@ -9,6 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from excise.run_files import (
+    EVAL,
+    RELEARN,
+    SUMMARY,
+    EvalRecord,
+    RelearnRecord,
+    Summary,
+    read_record_lenient,
+)
 from excise.sweep.plan import PlannedRun
 
 SWEEP_FILE = "sweep.json"
@@ -18,11 +27,6 @@ VARIANTS = ("full", "ablated", "calibrated")
 TRAIN_SUMMARY_KEYS = ("steps", "tokens", "wall_seconds", "tokens_per_second", "skipped_steps")
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def result_row(root: Path, run: PlannedRun, error: str | None = None) -> dict:
@@ -34,12 +38,12 @@ def result_row(root: Path, run: PlannedRun, error: str | None = None) -> dict:
     }  # fmt: skip
     if error:
         row["error"] = error
-    ev = _read_json(d / "eval.json")
+    ev = read_record_lenient(d / EVAL, EvalRecord)
     if isinstance(ev, dict):
         for variant in VARIANTS:
             if variant in ev:
                 row[variant] = ev[variant]
-    rl = _read_json(d / "relearn.json")
+    rl = read_record_lenient(d / RELEARN, RelearnRecord)
     if isinstance(rl, dict):
         curve = rl.get("forget_loss") or []
         row["relearn"] = {
@@ -49,7 +53,7 @@ def result_row(root: Path, run: PlannedRun, error: str | None = None) -> dict:
             "initial_forget_loss": curve[0] if curve else None,
             "final_forget_loss": curve[-1] if curve else None,
         }
-    summary = _read_json(d / "summary.json")
+    summary = read_record_lenient(d / SUMMARY, Summary)
     if isinstance(summary, dict):
         row["train"] = {k: summary.get(k) for k in TRAIN_SUMMARY_KEYS if k in summary}
     return row

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
+from excise.checkpoint import load_weights
 from excise.errors import UserError
 from excise.run import PARTITION, WEIGHTS, model_state, save_model, write_json
-from excise.checkpoint import load_weights
 
 DIR = "checkpoints"
 STATE = "train_state.pt"

@@ -44,6 +44,12 @@ def label_groups(train: dict, step: MixedStep, method: str, micro: int | None, w
     return groups
 
 
+def mixed_mode(method: str, step: MixedStep) -> Mode | None:
+    """``Mode.DEFAULT`` (the step trains) unless the method skips every sequence of it."""
+    kept = any(get_method(method).mode(lab, d) is not None for d, lab in zip(step.domains, step.labels))
+    return Mode.DEFAULT if kept else None
+
+
 def grouped_train_step(model, optimizer, partition, method, train, groups, lr: float, autocast=None,
                        check_finite: bool = True) -> StepResult:
     """One update from label groups (see the module doc)."""
