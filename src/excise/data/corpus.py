@@ -157,7 +157,7 @@ def _build(config: Config, tokenizer: Tokenizer, classifier: DocumentClassifier,
         for phase, stream in phases:
             done = state["phases"][phase]
             numbered = itertools.islice(enumerate(stream), done, None)
-            for chunk in _chunks(((r, i) for i, r in numbered)):
+            for chunk in _prefetch(_chunks(((r, i) for i, r in numbered))):
                 texts = [r[0] for r, _ in chunk]
                 indices = np.asarray([i for _, i in chunk])
                 is_test = np.ones(len(chunk), bool) if phase == "evaluation" else (
@@ -208,7 +208,7 @@ def _finish(config: Config, state: dict, folder: Path, classifier: DocumentClass
     sequences = {}
     for name, n_tokens in state["lengths"].items():
         raw = folder / f"{name}.bin"
-        n_rows = packing.windows_from_stream(raw, n_tokens, window, folder / f"{name}.npy", dtype)
+        n_rows = _windows_file(raw, n_tokens, window, folder / f"{name}.npy", dtype)
         if n_rows < 1:
             raise DataError(f"{name.replace('_', ' pool ', 1)}: {docs[name]} documents, {n_tokens} tokens, fewer than "
                             f"one sequence of {window} (model.context + 1); add documents or lower model.context")
@@ -220,6 +220,34 @@ def _finish(config: Config, state: dict, folder: Path, classifier: DocumentClass
             "labeller": report}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     return meta
+
+
+def _windows_file(raw: Path, n_tokens: int, window: int, out: Path, dtype: np.dtype) -> int:
+    """The stream's first ``n_tokens // window`` windows as an (n, window) ``.npy``: a header,
+    then the bytes copied in blocks with plain reads and writes (a memory map would count
+    every page of a large stream as resident memory)."""
+    n_rows = n_tokens // window
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n_rows, window)}
+    left = n_rows * window * dtype.itemsize
+    with open(raw, "rb") as src, open(out, "wb") as dst:
+        np.lib.format.write_array_header_1_0(dst, header)
+        while left > 0:
+            block = src.read(min(left, 1 << 24))
+            dst.write(block)
+            left -= len(block)
+    return n_rows
+
+
+def _prefetch(chunks: Iterator[list]) -> Iterator[list]:
+    """The next chunk is read and parsed in a thread while the current one is tokenized
+    (``encode_batch`` releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
 
 
 def _cache_key(config: Config, tokenizer: Tokenizer, corpus_fp: dict) -> str:
