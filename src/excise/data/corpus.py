@@ -292,7 +292,8 @@ def prepare_corpus(config: Config, run_dir: Path | None = None, progress: bool =
     train = {n[6:]: a for n, a in arrays.items() if n.startswith("train_")}
     test = {n[5:]: a for n, a in arrays.items() if n.startswith("test_")}
     report = meta["labeller"]
-    _log(progress, f"labeller ({report['kind']}) on {sum(report['support'].values())} labelled held-out documents: "
+    # printed for every run (rank 0 writes the run directory), progress bars or not
+    _log(progress or run_dir is not None, f"labeller ({report['kind']}) on {sum(report['support'].values())} labelled held-out documents: "
          f"precision {_fmt(report['precision'])}, recall {_fmt(report['recall'])}; pools {report['pool_documents']}")
     if run_dir is not None:
         atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
