@@ -152,7 +152,11 @@ def fit(s: Session, preempt: Preemption) -> StepResult | None:
                 throughput.tokens += last.tokens * s.dist.world_size
         fit_state.step += 1
 
-        if s.dist.main and (fit_state.step % config.logging.every == 0 or fit_state.step == steps) and last is not None:
+        if (
+            s.dist.main
+            and (fit_state.step % config.logging.every == 0 or fit_state.step == steps)
+            and last is not None
+        ):
             tps = throughput.lap()
             s.logger.log({
                 "event": "train", "step": fit_state.step, "loss": last.loss, "lr": lr,

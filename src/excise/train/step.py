@@ -60,7 +60,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str):
+def build_optimizer(
+    model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str
+):
     betas = (train.beta1, train.beta2)
     if method.partitioned and method.masking == "updates":
         return PartitionedAdamW(
