@@ -87,16 +87,26 @@ def main(argv: list[str] | None = None) -> int:
     spec.write_text(SWEEP.format(base=REPO / "configs" / "bilingual-tiny.yaml"))
     env = {**os.environ, "EXCISE_CACHE": str(args.out / "cache")}
     excise = [sys.executable, "-m", "excise"]
-    subprocess.run(excise + ["sweep", str(spec), "--out", str(args.out / "sweep")], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(excise + ["report", str(args.out / "sweep"), "--out", str(args.out / "report")], check=True,
-                   env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        excise + ["sweep", str(spec), "--out", str(args.out / "sweep")],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        excise + ["report", str(args.out / "sweep"), "--out", str(args.out / "report")],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     sweep = json.loads((args.out / "sweep" / "sweep.json").read_text())
     for run in sorted(r["name"] for r in sweep["runs"]):
         d = args.out / "sweep" / run
-        print(f"{run:40s} weights {digest(d / 'model.safetensors')}  "
-              f"eval {json_digest(d / 'eval.json', ('cache_key',))}  "
-              f"relearn {json_digest(d / 'relearn.json', ('reference_run',))}")
+        print(
+            f"{run:40s} weights {digest(d / 'model.safetensors')}  "
+            f"eval {json_digest(d / 'eval.json', ('cache_key',))}  "
+            f"relearn {json_digest(d / 'relearn.json', ('reference_run',))}"
+        )
     print(f"{'report.md':40s} {report_digest(args.out / 'report' / 'report.md')}")
     return 0
 

@@ -67,8 +67,10 @@ def main() -> None:
     for key, s in samples.items():
         med = statistics.median(s)
         base = base or med
-        print(f"{key:<28} median {med:.3f} s  ratio {med / base:.3f}  samples "
-              + " ".join(f"{x:.2f}" for x in s))
+        print(
+            f"{key:<28} median {med:.3f} s  ratio {med / base:.3f}  samples "
+            + " ".join(f"{x:.2f}" for x in s)
+        )
 
 
 if __name__ == "__main__":

@@ -288,7 +288,9 @@ class Check:
             self.section("torchrun", status=out["status"], seconds=time.time() - started)
             self.log(f"torchrun: {out['status']} ({out['note']})")
         except Exception as e:  # one failing section must not lose the others
-            self.section("torchrun", status="failed", error=f"{type(e).__name__}: {e}", seconds=time.time() - started)
+            self.section(
+                "torchrun", status="failed", error=f"{type(e).__name__}: {e}", seconds=time.time() - started
+            )
             self.log(f"torchrun: failed ({e})")
 
     def _signal_torchrun(self, cmd: list[str], run: Path, at: int, deadline: float) -> dict:
@@ -309,7 +311,10 @@ class Check:
                 proc.wait(timeout=max(1.0, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                return {"status": "timeout", "error": f"still running {time.time() - signalled:.0f} s after SIGTERM"}
+                return {
+                    "status": "timeout",
+                    "error": f"still running {time.time() - signalled:.0f} s after SIGTERM",
+                }
             self.procs.discard(proc)
             err.seek(0)
             text = err.read().decode(errors="replace")
@@ -350,7 +355,9 @@ class Check:
             self._fault("novels")
             code, _, err = self.run(args, min(p.novels_s, self.left() - p.margin_s))
             losses = [e["loss"] for e in _events(run) if e.get("event") == "train"]
-            summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+            summary = (
+                json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+            )
             first, last = (_mean(losses[:3]), _mean(losses[-3:])) if len(losses) >= 6 else (None, None)
             fell = first is not None and last < 0.9 * first
             status = "ok" if code == 0 and fell else ("timeout" if code is None else "failed")
@@ -363,13 +370,17 @@ class Check:
             self.section("novels", status=status, seconds=time.time() - started)
             self.log(f"novels: {status}; train loss {first} -> {last}")
         except Exception as e:
-            self.section("novels", status="failed", error=f"{type(e).__name__}: {e}", seconds=time.time() - started)
+            self.section(
+                "novels", status="failed", error=f"{type(e).__name__}: {e}", seconds=time.time() - started
+            )
             self.log(f"novels: failed ({e})")
 
     def do_throughput(self) -> None:
         started = time.time()
         self.section("throughput", status="running")
-        todo = [i for i in EAGER_ORDER + COMPILED_ORDER if any(fnmatch.fnmatch(i, pat) for pat in self.args.only)]
+        todo = [
+            i for i in EAGER_ORDER + COMPILED_ORDER if any(fnmatch.fnmatch(i, pat) for pat in self.args.only)
+        ]
         items = self.results["items"]
         launches = 0
         while todo and self.left() > self.plan.margin_s + self.plan.item_need["eager"]:
@@ -402,7 +413,9 @@ class Check:
         status = "ok" if statuses <= {"ok"} else ("partial" if "ok" in statuses else "failed")
         self.results["ratios"] = ratios(items)
         self.section("throughput", status=status, seconds=time.time() - started, launches=launches)
-        self.log(f"throughput: {status} ({sum(v['status'] == 'ok' for v in items.values())}/{len(items)} items)")
+        self.log(
+            f"throughput: {status} ({sum(v['status'] == 'ok' for v in items.values())}/{len(items)} items)"
+        )
 
     def _fault(self, where: str) -> None:
         if self.faults.get(where) == "error":
@@ -483,7 +496,9 @@ def ratios(items: dict) -> dict:
                     if c in ok:
                         r[f"{c}_over_plain"] = ok[c]["step_seconds"] / ok["plain"]["step_seconds"]
                 if "transformers" in ok:
-                    r["plain_over_transformers"] = ok["plain"]["tokens_per_second"] / ok["transformers"]["tokens_per_second"]
+                    r["plain_over_transformers"] = (
+                        ok["plain"]["tokens_per_second"] / ok["transformers"]["tokens_per_second"]
+                    )
             if r:
                 out[f"{shape}/{mode}"] = r
     return out
@@ -493,8 +508,15 @@ def format_table(res: dict) -> str:
     env, peak = res.get("env") or {}, res.get("peak") or {}
     head = "DRY RUN (CPU, tiny shapes; not GPU figures) — " if res["dry_run"] else ""
     gpu = env.get("gpu") or env.get("processor") or res.get("device")
-    peak_text = f"{peak['gflops'] / 1e3:.1f} TFLOP/s {peak.get('dtype')} matmul peak (measured)" if peak else "peak not measured"
-    lines = [f"{head}excise GPU check on {gpu}; torch {env.get('torch')}, CUDA {env.get('cuda')}; {peak_text}", ""]
+    peak_text = (
+        f"{peak['gflops'] / 1e3:.1f} TFLOP/s {peak.get('dtype')} matmul peak (measured)"
+        if peak
+        else "peak not measured"
+    )
+    lines = [
+        f"{head}excise GPU check on {gpu}; torch {env.get('torch')}, CUDA {env.get('cuda')}; {peak_text}",
+        "",
+    ]
     lines.append(f"{'shape':<6}{'compile':<9}{'configuration':<18}{'tokens/s':>12}{'step ms':>9}{'MFU':>7}"
                  f"{'TFLOP/s':>9}{'peak MiB':>10}{'warm-up s':>10}  status")  # fmt: skip
     for item in EAGER_ORDER + [i for s in SHAPES for i in COMPILED_ORDER if i.startswith(s + "/")]:
@@ -508,7 +530,9 @@ def format_table(res: dict) -> str:
                 f"{v['mfu']:>7.1%}{v['tflops']:>9.1f}{v['peak_memory_mib']:>10,.0f}{v['warmup_seconds']:>10.1f}  ok"
             )  # fmt: skip
         else:
-            lines.append(f"{shape:<6}{mode:<9}{config:<18}{'':>67}  {v.get('status')}: {v.get('error', '')[:60]}")
+            lines.append(
+                f"{shape:<6}{mode:<9}{config:<18}{'':>67}  {v.get('status')}: {v.get('error', '')[:60]}"
+            )
     lines.append("")
     for key, r in res.get("ratios", {}).items():
         parts = []
@@ -521,14 +545,18 @@ def format_table(res: dict) -> str:
         lines.append(f"{key:<13} " + "; ".join(parts))
     t = res.get("torchrun") or {}
     if t:
-        lines.append(f"torchrun, 1 process, preempted and resumed: {t.get('status')} — {t.get('note', t.get('error', ''))}")
+        lines.append(
+            f"torchrun, 1 process, preempted and resumed: {t.get('status')} — {t.get('note', t.get('error', ''))}"
+        )
     n = res.get("novels") or {}
     if n:
         lines.append(f"novels, bf16 SGTM, {n.get('steps')} steps: {n['status']} — train loss "
                      f"{_fmt(n.get('first_losses_mean'))} -> {_fmt(n.get('last_losses_mean'))}"
                      f"{' (fell)' if n.get('loss_fell') else ' (did not fall by 10%)'}; eval {n.get('eval')}")  # fmt: skip
     secs = "; ".join(f"{k} {v.get('status')} {v.get('seconds', 0):.0f} s" for k, v in res["sections"].items())
-    lines.append(f"sections: {secs}; total {res.get('total_seconds', 0):.0f} s of a {res['budget_seconds']:.0f} s budget")
+    lines.append(
+        f"sections: {secs}; total {res.get('total_seconds', 0):.0f} s of a {res['budget_seconds']:.0f} s budget"
+    )
     return "\n".join(lines)
 
 
@@ -646,7 +674,9 @@ def child_throughput(args: argparse.Namespace) -> int:
             build_s = time.perf_counter() - t0
             gen = torch.Generator().manual_seed(0)
             m = config.model
-            batches = [bench.random_batch(gen, plan.batch_size, m.context, m.vocab_size).to(device) for _ in range(2)]
+            batches = [
+                bench.random_batch(gen, plan.batch_size, m.context, m.vocab_size).to(device) for _ in range(2)
+            ]
             t0 = time.perf_counter()
             bench.warm_up(runner, batches, plan.warmup[mode])
             sync()
@@ -682,21 +712,39 @@ def child_throughput(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="gpu_check.json", help="JSON results (rewritten after every item)")
     parser.add_argument("--novels-en", default=None, help="English novels jsonl (retain)")
     parser.add_argument("--novels-es", default=None, help="Spanish novels jsonl (forget)")
-    parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU: a rehearsal in seconds")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
-                        help="auto: cuda when there is one (dry run: cpu; --dry-run --device cuda is a "
-                        "one-minute GPU smoke test)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds for everything (default 460; dry run 240)")
-    parser.add_argument("--work-dir", default=None, help="run directories and caches (default: a temporary dir)")
-    parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; dry run aot_eager)")
-    parser.add_argument("--only", default="*", help="throughput items to run, comma-separated patterns "
-                        "(default all), e.g. '8m/*,64m/compiled/sgtm'")
-    parser.add_argument("--inject-fault", action="append", default=[], metavar="WHERE=KIND",
-                        help=argparse.SUPPRESS)  # tests: ITEM=crash|error, novels=error, torchrun=error
+    parser.add_argument(
+        "--dry-run", action="store_true", help="tiny shapes on the CPU: a rehearsal in seconds"
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cuda", "cpu"],
+        help="auto: cuda when there is one (dry run: cpu; --dry-run --device cuda is a "
+        "one-minute GPU smoke test)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds for everything (default 460; dry run 240)"
+    )
+    parser.add_argument(
+        "--work-dir", default=None, help="run directories and caches (default: a temporary dir)"
+    )
+    parser.add_argument(
+        "--compile-backend", default=None, help="torch.compile backend (default inductor; dry run aot_eager)"
+    )
+    parser.add_argument(
+        "--only",
+        default="*",
+        help="throughput items to run, comma-separated patterns (default all), e.g. '8m/*,64m/compiled/sgtm'",
+    )
+    parser.add_argument(
+        "--inject-fault", action="append", default=[], metavar="WHERE=KIND", help=argparse.SUPPRESS
+    )  # tests: ITEM=crash|error, novels=error, torchrun=error
     parser.add_argument("--child", choices=["env", "throughput"], help=argparse.SUPPRESS)
     parser.add_argument("--items", help=argparse.SUPPRESS)
     parser.add_argument("--events", help=argparse.SUPPRESS)

@@ -95,7 +95,9 @@ def build_exports(root: Path) -> dict:
     tokens = torch.randint(0, vocab, (2, 24), generator=gen)
     jobs, reference = {}, {}
     for name, overrides in variants.items():
-        cfg = ModelConfig(vocab_size=vocab, context=64, n_layers=2, d_model=16, n_heads=4, d_ff=32, **overrides)
+        cfg = ModelConfig(
+            vocab_size=vocab, context=64, n_layers=2, d_model=16, n_heads=4, d_ff=32, **overrides
+        )
         model, partition = build_model(cfg, pcfg, seed=0)
         with torch.no_grad():  # every weight random, norms around 1: no mapping error hides
             for pname, p in model.named_parameters():
@@ -103,7 +105,9 @@ def build_exports(root: Path) -> dict:
                 p.copy_(1 + 0.1 * noise if "norm" in pname and pname.endswith("weight") else 0.2 * noise)
         run_dir = root / "runs" / name
         save_model(run_dir, model, partition)
-        save_config(Config(model=cfg, partition=pcfg, data=DataConfig(builtin="bilingual")), run_dir / "config.yaml")
+        save_config(
+            Config(model=cfg, partition=pcfg, data=DataConfig(builtin="bilingual")), run_dir / "config.yaml"
+        )
         tokenizer.save(str(run_dir / "tokenizer.json"))
         run = load_run(run_dir)
         for kind in ("full", "ablated", "pruned"):
@@ -112,7 +116,8 @@ def build_exports(root: Path) -> dict:
             m = run.model if kind == "full" else ablated_copy(run.model, run.partition)
             with torch.no_grad():
                 reference[f"{name}-{kind}"] = {
-                    "float32": m.float()(tokens), "float64": m.double()(tokens),
+                    "float32": m.float()(tokens),
+                    "float64": m.double()(tokens),
                 }
             jobs[f"{name}-{kind}"] = {"dir": str(out), "tokens": tokens.tolist()}
     run_tok = Tokenizer.from_file(str(root / "runs" / "neo" / "tokenizer.json"))
@@ -122,8 +127,12 @@ def build_exports(root: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--python", action="append", required=True, help="interpreter of an environment (repeatable)")
-    parser.add_argument("--out", default=None, help="keep exports and results here (default: a temporary folder)")
+    parser.add_argument(
+        "--python", action="append", required=True, help="interpreter of an environment (repeatable)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="keep exports and results here (default: a temporary folder)"
+    )
     args = parser.parse_args(argv)
     from safetensors.torch import load_file
 
@@ -171,19 +180,25 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for rows in results.values():
                 r = rows[name]
-                cells.append(f"{r['float32']:.1e} / {r['float64']:.1e}, {'equal' if r['ids_equal'] else 'DIFFER'}")
+                cells.append(
+                    f"{r['float32']:.1e} / {r['float64']:.1e}, {'equal' if r['ids_equal'] else 'DIFFER'}"
+                )
             print(f"| {name} | " + " | ".join(cells) + " |")
         envs = list(results)
         if len(envs) >= 2:
             a, b = results[envs[0]], results[envs[-1]]
             cross = max(float((a[n]["logits"]["float64"] - b[n]["logits"]["float64"]).abs().max()) for n in a)
-            print(f"\nfloat64 logits, {envs[0]} vs {envs[-1]}: max abs difference {cross:.1e} over {len(a)} exports")
+            print(
+                f"\nfloat64 logits, {envs[0]} vs {envs[-1]}: max abs difference {cross:.1e} over {len(a)} exports"
+            )
         classes = {(r["class"], r["tokenizer_class"]) for rows in results.values() for r in rows.values()}
         print(f"classes loaded: {sorted(classes)}")
         if failures:
             print("FAILED:\n  " + "\n  ".join(failures))
             return 1
-        print(f"all {len(built['jobs'])} exports load with equal ids and logits in {len(results)} environments")
+        print(
+            f"all {len(built['jobs'])} exports load with equal ids and logits in {len(results)} environments"
+        )
         return 0
 
 

@@ -68,14 +68,18 @@ def main() -> None:
     for method in args.methods:
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", method, "--steps", str(args.steps)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
-        print(f"{method:<18} params {r['parameters'] / 1e6:.1f}M  peak RSS "
-              f"{r['peak_rss_mib'] / 1024:.2f} GiB  (limit {LIMIT_GIB} GiB: "
-              f"{'ok' if r['under_limit'] else 'OVER'})  step s "
-              + " ".join(f"{t:.1f}" for t in r["step_seconds"]))
+        print(
+            f"{method:<18} params {r['parameters'] / 1e6:.1f}M  peak RSS "
+            f"{r['peak_rss_mib'] / 1024:.2f} GiB  (limit {LIMIT_GIB} GiB: "
+            f"{'ok' if r['under_limit'] else 'OVER'})  step s "
+            + " ".join(f"{t:.1f}" for t in r["step_seconds"])
+        )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"shape": SHAPE, "micro_batch": MICRO_BATCH, "results": results}, f, indent=2)

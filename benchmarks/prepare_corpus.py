@@ -20,8 +20,13 @@ import time
 from pathlib import Path
 
 SHARED = Path("/work/shared/data")
-SOURCES = ["topics/openstax_textbooks.jsonl", "literature/en.jsonl", "literature/es.jsonl",
-           "childrens_books/en.jsonl", "tinystories/en.jsonl"]
+SOURCES = [
+    "topics/openstax_textbooks.jsonl",
+    "literature/en.jsonl",
+    "literature/es.jsonl",
+    "childrens_books/en.jsonl",
+    "tinystories/en.jsonl",
+]
 
 
 def build_corpus(path: Path, target_chars: float) -> int:
@@ -48,12 +53,22 @@ def measure(corpus: Path, tokenizer: Path, cache: Path) -> dict:
     from excise.config import load_config
     from excise.data import prepare_data
 
-    config = load_config(None, [
-        "data.builtin=null", f"data.corpus.path={corpus}", f"tokenizer.path={tokenizer}",
-        f"data.evaluation.path={SHARED / SOURCES[0]}", "data.evaluation.field=topic",
-        "data.evaluation.forget=[biology]", "labels.classifier.kind=keywords",
-        "labels.classifier.keywords=[cell, gene, protein]", "model.vocab_size=4096", "model.context=256",
-    ])
+    config = load_config(
+        None,
+        [
+            "data.builtin=null",
+            f"data.corpus.path={corpus}",
+            f"tokenizer.path={tokenizer}",
+            f"data.evaluation.path={SHARED / SOURCES[0]}",
+            "data.evaluation.field=topic",
+            "data.evaluation.forget=[biology]",
+            "labels.classifier.kind=keywords",
+            "labels.classifier.keywords=[cell, gene, protein]",
+            "model.vocab_size=4096",
+            "model.context=256",
+        ],
+    )
+
     def bare_encode_batch() -> float:
         """The limit: bare encode_batch on the same text, chunks of the same size, one pass."""
         tok = Tokenizer.from_file(str(tokenizer))
@@ -79,9 +94,14 @@ def measure(corpus: Path, tokenizer: Path, cache: Path) -> dict:
     tokens = sum(data.stats["tokens"].values())
     after = bare_encode_batch()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"tokens": tokens, "prepare_s": prep, "prepare_tokens_per_s": tokens / prep,
-            "encode_batch_tokens_per_s": (before + after) / 2,
-            "encode_batch_before_after": [before, after], "peak_rss_mb_process": peak}
+    return {
+        "tokens": tokens,
+        "prepare_s": prep,
+        "prepare_tokens_per_s": tokens / prep,
+        "encode_batch_tokens_per_s": (before + after) / 2,
+        "encode_batch_before_after": [before, after],
+        "peak_rss_mb_process": peak,
+    }
 
 
 def main() -> None:
@@ -106,14 +126,21 @@ def main() -> None:
             build_corpus(corpus, target * 4.0)  # about 4 characters per token
         cache = args.work / f"cache-{int(target / 1e6)}M"
         subprocess.run(["rm", "-rf", str(cache)], check=True)
-        out = subprocess.run([sys.executable, __file__, "--one", str(corpus), str(tokenizer), str(cache)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(corpus), str(tokenizer), str(cache)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         r["ratio"] = r["prepare_tokens_per_s"] / r["encode_batch_tokens_per_s"]
-        print(f"{corpus.name}: {r['tokens'] / 1e6:.1f}M tokens prepared in {r['prepare_s']:.1f}s = "
-              f"{r['prepare_tokens_per_s'] / 1e6:.2f}M tok/s; encode_batch {r['encode_batch_tokens_per_s'] / 1e6:.2f}M "
-              f"tok/s (before {r['encode_batch_before_after'][0] / 1e6:.2f}, after "
-              f"{r['encode_batch_before_after'][1] / 1e6:.2f}); ratio {r['ratio']:.2f}; peak RSS {r['peak_rss_mb_process']:.0f} MB", flush=True)
+        print(
+            f"{corpus.name}: {r['tokens'] / 1e6:.1f}M tokens prepared in {r['prepare_s']:.1f}s = "
+            f"{r['prepare_tokens_per_s'] / 1e6:.2f}M tok/s; encode_batch {r['encode_batch_tokens_per_s'] / 1e6:.2f}M "
+            f"tok/s (before {r['encode_batch_before_after'][0] / 1e6:.2f}, after "
+            f"{r['encode_batch_before_after'][1] / 1e6:.2f}); ratio {r['ratio']:.2f}; peak RSS {r['peak_rss_mb_process']:.0f} MB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -99,7 +99,11 @@ def reference_model(transformers, cls, n_layers: int, masked: list[int], mask_sh
     with torch.no_grad():  # every tensor random: a wrongly mapped slice changes the numbers
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=gen, dtype=torch.float64)
-            p.copy_(1.0 + 0.2 * noise if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.3 * noise)
+            p.copy_(
+                1.0 + 0.2 * noise
+                if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
+                else 0.3 * noise
+            )
     return model
 
 
@@ -153,7 +157,9 @@ def excise_model(config, reference, masked):
 
 def max_weight_difference(reference, model, masked) -> float:
     ours = dict(model.named_parameters())
-    return max(float((v - ours[k].detach()).abs().max()) for k, v in to_excise_state(reference, masked).items())
+    return max(
+        float((v - ours[k].detach()).abs().max()) for k, v in to_excise_state(reference, masked).items()
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,13 +192,25 @@ def forward_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
         with torch.no_grad():
             for mode in ("default", "forget", "retain"):
                 ours = model(tokens, plan=sgtm.plan(Mode(mode)))
-                rows.append((f"forward, {mode} mode ({layout})", float((reference_logits(reference, tokens, mode, as_is) - ours).abs().max())))
+                rows.append(
+                    (
+                        f"forward, {mode} mode ({layout})",
+                        float((reference_logits(reference, tokens, mode, as_is) - ours).abs().max()),
+                    )
+                )
             ablated_reference = copy.deepcopy(reference)
             ablated_reference.ablate(trainable=False)
             ours = ablated_copy(model, partition)(tokens)
-            rows.append((f"forward, ablated model ({layout})", float((reference_logits(ablated_reference, tokens, "default", as_is) - ours).abs().max())))
+            rows.append(
+                (
+                    f"forward, ablated model ({layout})",
+                    float((reference_logits(ablated_reference, tokens, "default", as_is) - ours).abs().max()),
+                )
+            )
         ablated_model = ablated_copy(model, partition)
-        rows.append((f"ablated weights ({layout})", max_weight_difference(ablated_reference, ablated_model, masked)))
+        rows.append(
+            (f"ablated weights ({layout})", max_weight_difference(ablated_reference, ablated_model, masked))
+        )
     return rows
 
 
@@ -229,7 +247,16 @@ def excise_steps(model, partition, config, data) -> None:
     else:
         opt = build_optimizer(model, partition, config.method, config.train, "cpu")
     for step, (mode, tokens) in enumerate(zip(LABELS, data)):
-        train_step(model, opt, partition, config.method, config.train, [tokens], Mode(mode), lr_at(step, config.train))
+        train_step(
+            model,
+            opt,
+            partition,
+            config.method,
+            config.train,
+            [tokens],
+            Mode(mode),
+            lr_at(step, config.train),
+        )
 
 
 def single_step_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
@@ -254,7 +281,12 @@ def single_step_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
                 finally:
                     LABELS = saved
                 shared = ", mask_shared" if mask_shared else ""
-                rows.append((f"1 SGD step, {mode}{shared} ({layout})", max_weight_difference(reference, model, masked)))
+                rows.append(
+                    (
+                        f"1 SGD step, {mode}{shared} ({layout})",
+                        max_weight_difference(reference, model, masked),
+                    )
+                )
     return rows
 
 
@@ -276,8 +308,12 @@ def update_rows(transformers, cls, as_is: bool) -> list[tuple[str, float]]:
                 assert moved > 1e-3, "the steps changed nothing: the check would prove nothing"
                 name = "SGD" if optimizer == "sgd" else "AdamW (paper settings)"
                 shared = ", mask_shared" if mask_shared else ""
-                rows.append((f"{len(LABELS)} steps {'/'.join(label[0].upper() for label in LABELS)}, {name}{shared} ({layout})",
-                             max_weight_difference(reference, model, masked)))
+                rows.append(
+                    (
+                        f"{len(LABELS)} steps {'/'.join(label[0].upper() for label in LABELS)}, {name}{shared} ({layout})",
+                        max_weight_difference(reference, model, masked),
+                    )
+                )
     return rows
 
 
@@ -302,7 +338,9 @@ class Report:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", help="the paper code's src/ directory (holds sgtm/)")
-    parser.add_argument("--as-is", action="store_true", help="keep GPT-Neo's float32 attention and loss casts")
+    parser.add_argument(
+        "--as-is", action="store_true", help="keep GPT-Neo's float32 attention and loss casts"
+    )
     args = parser.parse_args(argv)
     transformers, cls = import_reference(args.reference)
     if not args.as_is:
@@ -310,9 +348,13 @@ def main(argv=None) -> int:
 
         modeling_gpt_neo.GPTNeoSelfAttention._attn = attention_in_input_precision
     torch.manual_seed(0)
-    print(f"transformers {transformers.__version__}, torch {torch.__version__}, float64; labels per step: {LABELS}")
-    print(f"model: d_model {D_MODEL}, {HEADS} heads ({FORGET_HEADS} forget), d_ff {D_FF} ({FORGET_UNITS} forget), "
-          f"vocabulary {VOCAB}, tied head + output bias, attention global/local (window {WINDOW} < {CONTEXT} tokens)\n")
+    print(
+        f"transformers {transformers.__version__}, torch {torch.__version__}, float64; labels per step: {LABELS}"
+    )
+    print(
+        f"model: d_model {D_MODEL}, {HEADS} heads ({FORGET_HEADS} forget), d_ff {D_FF} ({FORGET_UNITS} forget), "
+        f"vocabulary {VOCAB}, tied head + output bias, attention global/local (window {WINDOW} < {CONTEXT} tokens)\n"
+    )
     rows = (
         forward_rows(transformers, cls, args.as_is)
         + single_step_rows(transformers, cls, args.as_is)

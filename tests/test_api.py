@@ -41,7 +41,17 @@ def test_package_functions_and_callable_subpackages():
     import excise.train.runner  # noqa: F401
     from excise import api
 
-    for name in ("train", "evaluate", "unlearn", "relearn", "export", "import_hf", "load", "sample", "load_config"):
+    for name in (
+        "train",
+        "evaluate",
+        "unlearn",
+        "relearn",
+        "export",
+        "import_hf",
+        "load",
+        "sample",
+        "load_config",
+    ):
         assert callable(getattr(excise, name)), name
         assert inspect.signature(getattr(excise, name)) == inspect.signature(getattr(api, name)), name
         assert getattr(api, name).__doc__, name
@@ -60,6 +70,7 @@ def test_commands_call_the_api(tmp_path, monkeypatch, capsys):
         def record(*args, **kwargs):
             calls.append((name, args, kwargs))
             return result
+
         return record
 
     monkeypatch.setattr(api, "evaluate", recorder("evaluate", {"full": {"forget": 1.0}}))
@@ -68,7 +79,9 @@ def test_commands_call_the_api(tmp_path, monkeypatch, capsys):
         "steps": [0], "forget_loss": [2.0], "retain_loss": [None], "reference_forget_loss": None,
     }))  # fmt: skip
     assert main(["eval", "runs/x", "eval.max_tokens=64", "--no-calibration"]) == 0
-    assert main(["sample", "runs/x", "--prompt", "hi", "--temperature", "0.5", "--top-k", "0", "--no-stop"]) == 0
+    assert (
+        main(["sample", "runs/x", "--prompt", "hi", "--temperature", "0.5", "--top-k", "0", "--no-stop"]) == 0
+    )
     assert main(["relearn", "runs/x", "--steps", "3"]) == 0
     assert calls[0] == ("evaluate", ("runs/x", ["eval.max_tokens=64"]), {"calibrate": False})
     assert calls[1][1] == ("runs/x", "hi") and calls[1][2] | {} == {

@@ -60,8 +60,21 @@ def results(tmp_path_factory) -> dict:
 def test_top_level_schema(results: dict) -> None:
     assert results["schema_version"] == 2
     assert results["quick"] is True
-    for key in ("date", "machine", "shape", "flops_per_token", "timing", "peak", "mix", "memory_method",
-                "configs", "data_pipeline", "ratios", "ratio_rounds", "total_seconds"):
+    for key in (
+        "date",
+        "machine",
+        "shape",
+        "flops_per_token",
+        "timing",
+        "peak",
+        "mix",
+        "memory_method",
+        "configs",
+        "data_pipeline",
+        "ratios",
+        "ratio_rounds",
+        "total_seconds",
+    ):
         assert key in results, key
     assert results["timing"] == {"window_seconds": 0.01, "rounds": ROUNDS, "warmup_steps": 1}
     assert results["shape"] == {
@@ -91,9 +104,7 @@ def test_every_configuration_has_positive_numbers(results: dict) -> None:
         assert c["spread"] == pytest.approx(spread(c["round_tokens_per_second"]))
         tokens = results["shape"]["batch_size"] * results["shape"]["context"]
         assert c["tokens_per_second"] == pytest.approx(tokens / c["step_seconds"])
-        assert c["mfu"] == pytest.approx(
-            c["gflops"] / results["peak"]["gflops"]
-        )
+        assert c["mfu"] == pytest.approx(c["gflops"] / results["peak"]["gflops"])
     assert set(configs["excise_plain"]["mode_step_seconds"]) == {"default"}
     assert set(configs["excise_sgtm"]["mode_step_seconds"]) == {"default", "retain", "forget"}
 

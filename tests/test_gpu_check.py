@@ -45,7 +45,10 @@ def dry_run(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
 def check_sections(res: dict, stdout: str) -> None:
     assert res["dry_run"] is True and res["device"] == "cpu"
     assert {k: v["status"] for k, v in res["sections"].items() if k != "throughput"} == {
-        "env": "ok", "torchrun": "ok", "novels": "ok"}
+        "env": "ok",
+        "torchrun": "ok",
+        "novels": "ok",
+    }
     t = res["torchrun"]  # SIGTERM through torchrun, checkpoint, torchrun --resume
     assert t["backend"] == "gloo" and t["world_size"] == 1 and t["every_step_once"]
     assert t["signal_at_step"] <= t["stopped_after_step"] < t["steps"]

@@ -79,7 +79,11 @@ def train(
 
 
 def evaluate(
-    run: str | Path, overrides: Overrides = None, *, calibrate: bool = True, probes: bool = True,
+    run: str | Path,
+    overrides: Overrides = None,
+    *,
+    calibrate: bool = True,
+    probes: bool = True,
     device: str | None = None,
 ) -> dict:
     """``excise eval``: held-out losses ``{"full"|"ablated"|"calibrated": {domain: nats}}``
@@ -95,8 +99,12 @@ def evaluate(
 
 
 def unlearn(
-    run: str | Path, out: str | Path, method: str = "rmu", overrides: Overrides = None,
-    *, device: str | None = None,
+    run: str | Path,
+    out: str | Path,
+    method: str = "rmu",
+    overrides: Overrides = None,
+    *,
+    device: str | None = None,
 ) -> Path:
     """``excise unlearn METHOD``: post-hoc unlearning (rmu, gradient_ascent,
     gradient_difference, npo) of ``run`` into a new run directory ``out``; returns ``out``."""
@@ -107,8 +115,12 @@ def unlearn(
 
 
 def relearn(
-    run: str | Path, steps: int | None = None, reference: str | Path | None = None,
-    overrides: Overrides = None, *, device: str | None = None,
+    run: str | Path,
+    steps: int | None = None,
+    reference: str | Path | None = None,
+    overrides: Overrides = None,
+    *,
+    device: str | None = None,
 ) -> dict:
     """``excise relearn``: fine-tune the released model of ``run`` on forget data; returns
     (and writes to ``RUN/relearn.json``) the loss curve and ``steps_to_recover`` against the

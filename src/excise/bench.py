@@ -167,7 +167,9 @@ class MatmulPeak:
     steps; the median of all reps is reported.
     """
 
-    def __init__(self, n: int, device: str = "cpu", dtype: torch.dtype = torch.float32, inner: int = 1) -> None:
+    def __init__(
+        self, n: int, device: str = "cpu", dtype: torch.dtype = torch.float32, inner: int = 1
+    ) -> None:
         self.n, self.inner, self.dtype = n, inner, dtype
         kw = {"device": device, "dtype": dtype}
         self.a, self.b, self.out = torch.randn(n, n, **kw), torch.randn(n, n, **kw), torch.empty(n, n, **kw)
@@ -328,8 +330,13 @@ def _compiled(model: torch.nn.Module, compile: bool, backend: str | None):
 
 
 def excise_runner(
-    config: Config, method: str, seed: int, device: str = "cpu", autocast=None,
-    compile: bool = False, compile_backend: str | None = None,
+    config: Config,
+    method: str,
+    seed: int,
+    device: str = "cpu",
+    autocast=None,
+    compile: bool = False,
+    compile_backend: str | None = None,
 ) -> Callable[[], Runner]:
     """Build (lazily) excise's own training step for ``method`` at the config's shape."""
 
@@ -359,8 +366,12 @@ def excise_runner(
 
 
 def transformers_runner(
-    config: Config, seed: int, device: str = "cpu", autocast=None,
-    compile: bool = False, compile_backend: str | None = None,
+    config: Config,
+    seed: int,
+    device: str = "cpu",
+    autocast=None,
+    compile: bool = False,
+    compile_backend: str | None = None,
 ) -> Callable[[], Runner] | None:
     """A GPT-Neo of the same shape (the same global / local attention layers, no dropout), or None."""
     try:
@@ -422,8 +433,12 @@ def warm_up(runner: Runner, batches: list[torch.Tensor], steps: int) -> None:
 
 
 def time_window(
-    runner: Runner, mode: Mode, batches: list[torch.Tensor], seconds: float,
-    sync: Callable[[], None] = lambda: None, max_steps: int | None = None,
+    runner: Runner,
+    mode: Mode,
+    batches: list[torch.Tensor],
+    seconds: float,
+    sync: Callable[[], None] = lambda: None,
+    max_steps: int | None = None,
 ) -> tuple[int, float]:
     """Back-to-back steps until ``seconds`` have passed (at least one, at most ``max_steps``):
     the number of steps and the time they took. The sample is recorded on ``runner``."""
@@ -578,9 +593,14 @@ def run_bench(
             "load_average": [load_before, _load_average()],  # 1-minute, at start and end
         },
         "shape": {
-            "n_layers": m.n_layers, "d_model": m.d_model, "n_heads": m.n_heads,
-            "d_ff": m.resolved_d_ff, "vocab_size": m.vocab_size, "context": m.context,
-            "batch_size": batch_size, "forget_heads": config.partition.forget_heads,
+            "n_layers": m.n_layers,
+            "d_model": m.d_model,
+            "n_heads": m.n_heads,
+            "d_ff": m.resolved_d_ff,
+            "vocab_size": m.vocab_size,
+            "context": m.context,
+            "batch_size": batch_size,
+            "forget_heads": config.partition.forget_heads,
             "forget_mlp_units": config.partition.forget_mlp_units,
         },  # fmt: skip
         "flops_per_token": flops_per_token,
@@ -588,10 +608,7 @@ def run_bench(
         "peak": peak,
         "mix": {
             **{mode.value: w for mode, w in weights.items()},
-            "sequence": [
-                s.value
-                for s in mode_sequence(16, FORGET_SHARE, config.labels.retain_fraction)
-            ],
+            "sequence": [s.value for s in mode_sequence(16, FORGET_SHARE, config.labels.retain_fraction)],
         },
         "memory_method": probe.method,
         "configs": configs,
@@ -652,9 +669,7 @@ def format_table(results: dict) -> str:
         f"{'peak MiB':>10}  per-mode step s (steps timed)",
     ]
     for name, c in results["configs"].items():
-        modes = " ".join(
-            f"{k}={v:.3f}({c['steps_timed'][k]})" for k, v in c["mode_step_seconds"].items()
-        )
+        modes = " ".join(f"{k}={v:.3f}({c['steps_timed'][k]})" for k, v in c["mode_step_seconds"].items())
         lines.append(
             f"{name:<26}{c['tokens_per_second']:>10.0f}{c['spread']:>8.1%}{c['step_seconds']:>9.3f}"
             f"{c['gflops']:>9.1f}{c['mfu']:>7.1%}{c['peak_memory_mib']:>10.0f}  {modes}"

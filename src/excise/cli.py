@@ -108,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="markdown report with plots of sweep or demo directories")
     p.add_argument("dir", nargs="+", help="sweep / demo / run directories (several: merged)")
     p.add_argument("--out", default=None, help="where to write (default: the one DIR; required for several)")
-    p.add_argument("--table", default=None, help="print one table for a document instead (readme, "
-                   "demo-seeds, headline, paired-summary, paired, paired-curves, relearn, losses)")
+    p.add_argument(
+        "--table",
+        default=None,
+        help="print one table for a document instead (readme, "
+        "demo-seeds, headline, paired-summary, paired, paired-curves, relearn, losses)",
+    )
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in corpus")
     p.add_argument("--out", default="excise-demo")
@@ -127,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", default=None, help="model card licence id (e.g. apache-2.0)")
     p.add_argument("--language", action="append", default=None, help="model card language (repeatable)")
     p.add_argument("--base-model", default=None, help="hub id of the checkpoint the run started from")
-    p.add_argument("--push-to-hub", default=None, metavar="REPO", help="then upload the folder to this hub repo")
+    p.add_argument(
+        "--push-to-hub", default=None, metavar="REPO", help="then upload the folder to this hub repo"
+    )
     p.add_argument("--private", action="store_true", help="create the hub repo private")
     p.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list the upload, send nothing")
 
@@ -135,8 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="transformers checkpoint folder (config.json + safetensors)")
     p.add_argument("overrides", nargs="*", help="dotted.key=value for the run's config (data, method, ...)")
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--mode", choices=["expand", "designate"], default="expand",
-                   help="expand: add new inert forget units; designate: make the last existing ones forget units")
+    p.add_argument(
+        "--mode",
+        choices=["expand", "designate"],
+        default="expand",
+        help="expand: add new inert forget units; designate: make the last existing ones forget units",
+    )
     p.add_argument("--forget-heads", type=int, default=1, help="per masked layer")
     p.add_argument("--forget-mlp-units", type=int, default=64, help="per masked layer")
     p.add_argument("--layers", default=None, help="masked layers, e.g. 0,1,2 (default all)")
@@ -149,8 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the JSON results here")
     p.add_argument("--quick", action="store_true", help="2 rounds of one step each (a functional check)")
     p.add_argument("--rounds", type=int, default=None, help="timing rounds (default 6)")
-    p.add_argument("--window", type=float, default=None, help="seconds of back-to-back steps per "
-                   "configuration, mode and round (default 4)")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        help="seconds of back-to-back steps per configuration, mode and round (default 4)",
+    )
 
     p = sub.add_parser("data", help="built-in corpus generation")
     p.add_argument("action", choices=["generate"])

@@ -52,8 +52,9 @@ class ModelConfig(Section):
     norm_eps: float = Field(1e-5, gt=0)
     init_std: float = Field(0.02, gt=0)
     output_bias: bool = Field(
-        False, description="a trainable output-logit bias, zero-initialised and trained by "
-        "every batch (the paper's models have one; stock transformers heads do not)"
+        False,
+        description="a trainable output-logit bias, zero-initialised and trained by "
+        "every batch (the paper's models have one; stock transformers heads do not)",
     )
     attention_pattern: list[Literal["global", "local"]] = Field(
         default_factory=lambda: ["global"],
@@ -243,7 +244,7 @@ class DataSource(Section):
     hub_config: str | None = None
     split: str = "train"
     text_field: str = "text"
-    filter: str | None = Field(None, description="row filter, e.g. \"topic == biology\"")
+    filter: str | None = Field(None, description='row filter, e.g. "topic == biology"')
     max_documents: int | None = Field(None, ge=1)
     weight: float | None = Field(None, gt=0, description="sampling weight; default natural size")
 
@@ -262,8 +263,9 @@ class DataConfig(Section):
     )
     builtin_documents: int = Field(4000, ge=10, description="documents per domain (built-in)")
     path: str | None = Field(
-        None, description="one file for every domain whose own path/hub is not given "
-        "(each domain's filter then selects its rows)"
+        None,
+        description="one file for every domain whose own path/hub is not given "
+        "(each domain's filter then selects its rows)",
     )
     retain: DataSource | None = None
     forget: DataSource | None = None
@@ -337,14 +339,17 @@ class TrainConfig(Section):
     batch_size: int = Field(16, ge=1, description="sequences per optimizer step (global)")
     micro_batch_size: int | None = Field(None, ge=1, description="per process; default batch")
     batches: Literal["pure", "mixed"] = Field(
-        "pure", description="pure: each step from one label pool; mixed: sequences of any "
-        "label in one step, each masked by its own label (excise.train.mixed)"
+        "pure",
+        description="pure: each step from one label pool; mixed: sequences of any "
+        "label in one step, each masked by its own label (excise.train.mixed)",
     )
     lr: float = Field(1e-3, gt=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="learning rate at the end, x lr")
     warmup_steps: int = Field(50, ge=0)
     warmup_start: float | None = Field(
-        None, ge=0, le=1,
+        None,
+        ge=0,
+        le=1,
         description="warm-up starts at this x lr and reaches lr at step warmup_steps "
         "(torch LinearLR; the paper: 0.1); default: lr / warmup_steps at step 0, lr at step "
         "warmup_steps - 1",
@@ -352,8 +357,9 @@ class TrainConfig(Section):
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     weight_decay: float = Field(0.1, ge=0)
     weight_decay_on: Literal["matrices", "all"] = Field(
-        "matrices", description="matrices: projections and embeddings only; all: every "
-        "tensor, biases and norms too (the paper's code)"
+        "matrices",
+        description="matrices: projections and embeddings only; all: every "
+        "tensor, biases and norms too (the paper's code)",
     )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.95, ge=0, lt=1)
@@ -368,16 +374,20 @@ class TrainConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
     on_nonfinite: Literal["skip", "stop"] = "stop"
     init_from: str | None = Field(
-        None, description="run directory whose weights (and partition, if any) start training, "
-        "e.g. a transformers checkpoint imported with excise.export.import_hf_run"
+        None,
+        description="run directory whose weights (and partition, if any) start training, "
+        "e.g. a transformers checkpoint imported with excise.export.import_hf_run",
     )
     preempt_signals: list[str] = Field(
-        ["SIGTERM", "SIGUSR1"], description="signals that stop training after the current "
-        "step with a checkpoint, exit code 75 (excise.train.preemption); [] = default actions"
+        ["SIGTERM", "SIGUSR1"],
+        description="signals that stop training after the current "
+        "step with a checkpoint, exit code 75 (excise.train.preemption); [] = default actions",
     )
     dist_timeout_s: float = Field(
-        1800.0, gt=0, description="seconds a collective between processes may wait for the "
-        "others before failing; must exceed rank 0's solo work (first data preparation)"
+        1800.0,
+        gt=0,
+        description="seconds a collective between processes may wait for the "
+        "others before failing; must exceed rank 0's solo work (first data preparation)",
     )
 
     @field_validator("preempt_signals")
@@ -474,8 +484,7 @@ class Config(Section):
         if self.method.partitioned:
             if p.forget_heads >= m.n_heads:
                 problems.append(
-                    f"partition.forget_heads ({p.forget_heads}) must be below model.n_heads "
-                    f"({m.n_heads})"
+                    f"partition.forget_heads ({p.forget_heads}) must be below model.n_heads ({m.n_heads})"
                 )
             if p.forget_mlp_units >= m.resolved_d_ff:
                 problems.append(
@@ -485,9 +494,7 @@ class Config(Section):
             if p.layers is not None:
                 bad = [i for i in p.layers if not 0 <= i < m.n_layers]
                 if bad:
-                    problems.append(
-                        f"partition.layers {bad} outside 0..{m.n_layers - 1} (model.n_layers)"
-                    )
+                    problems.append(f"partition.layers {bad} outside 0..{m.n_layers - 1} (model.n_layers)")
         problems += corpus_problems(self)
         mb = self.train.micro_batch_size
         if mb is not None and self.train.batch_size % mb != 0:
@@ -508,16 +515,22 @@ def corpus_problems(config: Config) -> list[str]:
         if classifier is None:
             problems.append("data.corpus needs labels.classifier (column, keywords or trained)")
         if config.labels.labeller == "classifier":
-            problems.append("labels.labeller classifier votes per batch of separate domains; with "
-                            "data.corpus use labels.classifier")
+            problems.append(
+                "labels.labeller classifier votes per batch of separate domains; with "
+                "data.corpus use labels.classifier"
+            )
         if config.tokenizer.train_on != "all" and config.tokenizer.path is None:
-            problems.append("with data.corpus the tokenizer is trained on the whole corpus: "
-                            "leave tokenizer.train_on at all (or give tokenizer.path)")
+            problems.append(
+                "with data.corpus the tokenizer is trained on the whole corpus: "
+                "leave tokenizer.train_on at all (or give tokenizer.path)"
+            )
     elif classifier is not None:
         problems.append("labels.classifier labels data.corpus: set data.corpus")
     if config.train.batches == "mixed" and config.labels.labeller == "classifier":
-        problems.append("train.batches mixed labels each sequence; labels.labeller classifier "
-                        "votes per batch: use labels.labeller simulated")
+        problems.append(
+            "train.batches mixed labels each sequence; labels.labeller classifier "
+            "votes per batch: use labels.labeller simulated"
+        )
     return problems
 
 

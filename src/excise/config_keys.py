@@ -97,7 +97,9 @@ def format_keys(config: Config | None = None) -> str:
         if head != section:
             section = head
             lines.append(f"\n{head or 'run'}:")
-        lines.append(f" {mark}{path.ljust(widths[0])}  {type_.ljust(widths[1])}  {value.ljust(widths[2])}  {description}".rstrip())
+        lines.append(
+            f" {mark}{path.ljust(widths[0])}  {type_.ljust(widths[1])}  {value.ljust(widths[2])}  {description}".rstrip()
+        )
     return "\n".join(lines).lstrip("\n")
 
 
@@ -109,7 +111,9 @@ def cli_config(args) -> int:
     config = load_config(recipe, overrides) if recipe or overrides else None
     header = (
         f"{recipe or 'defaults'}{' + ' + ' '.join(overrides) if overrides else ''}: resolved values, "
-        "* = not the default" if config is not None else "every config key with its default"
+        "* = not the default"
+        if config is not None
+        else "every config key with its default"
     )
     print(header + "; set any key as dotted.key=value\n")
     print(format_keys(config))

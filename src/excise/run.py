@@ -98,8 +98,7 @@ def load_model_dir(directory: Path, config: Config, device: str = "cpu") -> tupl
         if wrong:
             k = wrong[0]
             detail.append(
-                f"{k} has shape {tuple(state[k].shape)}, the config's model needs "
-                f"{tuple(expected[k].shape)}"
+                f"{k} has shape {tuple(state[k].shape)}, the config's model needs {tuple(expected[k].shape)}"
             )
         raise UserError(
             f"{weights} does not match the model of its config ({'; '.join(detail)}): was it "
@@ -124,6 +123,7 @@ def check_same_model(source_dir: Path, config: Config, key: str = "train.init_fr
     A folder without config.yaml is left to the weight-shape check of :func:`load_model_dir`."""
     if not (Path(source_dir) / CONFIG).is_file():
         return
+
     def settings(cfg) -> dict:  # defaults resolved: head_dim None and 16 can be the same
         values = {name: getattr(cfg, name) for name in type(cfg).model_fields if name != "init_std"}
         return values | {"head_dim": cfg.resolved_head_dim, "d_ff": cfg.resolved_d_ff}
@@ -131,7 +131,9 @@ def check_same_model(source_dir: Path, config: Config, key: str = "train.init_fr
     source, ours = settings(load_config_file(source_dir).model), settings(config.model)
     differ = [name for name in ours if source.get(name) != ours[name]]
     if differ:
-        detail = ", ".join(f"model.{name} is {source.get(name)!r} there, {ours[name]!r} here" for name in differ)
+        detail = ", ".join(
+            f"model.{name} is {source.get(name)!r} there, {ours[name]!r} here" for name in differ
+        )
         raise UserError(
             f"{key}: {source_dir} holds a model of another shape than this recipe's ({detail}). "
             f"Train with that run's recipe ({Path(source_dir) / CONFIG}) and your overrides, or "
@@ -152,7 +154,10 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=5,
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):

@@ -33,15 +33,35 @@ def _corpus(path, n=240):
 
 def _config(tmp_path, *extra):
     path = _corpus(tmp_path / "corpus.jsonl")
-    return load_config(None, [
-        "model.vocab_size=300", "model.context=32", "model.n_layers=1", "model.d_model=16",
-        "model.n_heads=2", "model.d_ff=32", "partition.forget_heads=1", "partition.forget_mlp_units=8",
-        "data.builtin=null", f"data.corpus.path={path}", "data.test_fraction=0.25",
-        "data.evaluation.field=topic", "data.evaluation.forget=[biology]", "data.evaluation.adjacent=[medicine]",
-        "labels.classifier.kind=keywords", "labels.classifier.keywords=[cell, gene]",
-        "labels.classifier.min_matches=1", "train.batch_size=4", "train.steps=4", "logging.progress=false",
-        "eval.max_tokens=256", "eval.batch_size=4", "train.threads=1", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            "model.vocab_size=300",
+            "model.context=32",
+            "model.n_layers=1",
+            "model.d_model=16",
+            "model.n_heads=2",
+            "model.d_ff=32",
+            "partition.forget_heads=1",
+            "partition.forget_mlp_units=8",
+            "data.builtin=null",
+            f"data.corpus.path={path}",
+            "data.test_fraction=0.25",
+            "data.evaluation.field=topic",
+            "data.evaluation.forget=[biology]",
+            "data.evaluation.adjacent=[medicine]",
+            "labels.classifier.kind=keywords",
+            "labels.classifier.keywords=[cell, gene]",
+            "labels.classifier.min_matches=1",
+            "train.batch_size=4",
+            "train.steps=4",
+            "logging.progress=false",
+            "eval.max_tokens=256",
+            "eval.batch_size=4",
+            "train.threads=1",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +111,10 @@ def test_a_killed_preparation_continues_to_the_same_arrays(tmp_path, monkeypatch
     reference = _prepare(config)
     full_pass = calls["n"]
     assert full_pass > 10
-    ref = {k: np.array(v) for k, v in {**reference.train, **{"t" + k: v for k, v in reference.test.items()}}.items()}
+    ref = {
+        k: np.array(v)
+        for k, v in {**reference.train, **{"t" + k: v for k, v in reference.test.items()}}.items()
+    }
     monkeypatch.setenv("EXCISE_CACHE", str(tmp_path / "cache2"))
     calls.update(n=0, die_at=4)
     with pytest.raises(KeyboardInterrupt):
@@ -108,14 +131,27 @@ def test_a_killed_preparation_continues_to_the_same_arrays(tmp_path, monkeypatch
 
 
 def test_column_and_trained_classifiers(tmp_path):
-    column = _prepare(_config(tmp_path, "labels.classifier.kind=column", "labels.classifier.field=topic",
-                              "labels.classifier.forget=[biology]", "labels.classifier.adjacent=[medicine]"))
+    column = _prepare(
+        _config(
+            tmp_path,
+            "labels.classifier.kind=column",
+            "labels.classifier.field=topic",
+            "labels.classifier.forget=[biology]",
+            "labels.classifier.adjacent=[medicine]",
+        )
+    )
     assert column.labeller_report["precision"] == column.labeller_report["recall"] == 1.0
     assert set(column.train) == {"forget", "adjacent", "retain"}
-    trained = _prepare(_config(tmp_path, "labels.classifier.kind=trained", "labels.classifier.field=topic",
-                               "labels.classifier.forget=[biology]",
-                               f"labels.classifier.seed_path={tmp_path / 'corpus.jsonl'}",
-                               "labels.classifier.seed_documents=40"))
+    trained = _prepare(
+        _config(
+            tmp_path,
+            "labels.classifier.kind=trained",
+            "labels.classifier.field=topic",
+            "labels.classifier.forget=[biology]",
+            f"labels.classifier.seed_path={tmp_path / 'corpus.jsonl'}",
+            "labels.classifier.seed_documents=40",
+        )
+    )
     assert trained.labeller_report["recall"] > 0.9 and trained.labeller_report["precision"] > 0.9
     assert trained.labeller_report["seed_overlap_skipped"] > 0  # seed documents are not evaluated
 
@@ -136,8 +172,10 @@ def test_bad_input_is_a_user_error(tmp_path):
 def test_train_on_a_corpus(tmp_path, method, batches):
     from excise.train.runner import train
 
-    summary = train(_config(tmp_path, f"method.name={method}", f"train.batches={batches}",
-                            "labels.retain_fraction=0.5"), tmp_path / "run")
+    summary = train(
+        _config(tmp_path, f"method.name={method}", f"train.batches={batches}", "labels.retain_fraction=0.5"),
+        tmp_path / "run",
+    )
     assert summary["labeller"]["recall"] == 1.0
     assert set(summary["eval"]["full"]) == {"forget", "adjacent", "retain"}
     assert (tmp_path / "run" / "labeller.json").is_file()

@@ -12,7 +12,25 @@ from excise.data import _lexicon as L
 from excise.data.builtin import bilingual_story, generate_bilingual, generate_topic
 from excise.data.cli import generate_to_dir
 
-ES_STOP = {"de", "la", "que", "el", "en", "y", "a", "los", "se", "del", "las", "un", "una", "su", "al", "con", "por"}
+ES_STOP = {
+    "de",
+    "la",
+    "que",
+    "el",
+    "en",
+    "y",
+    "a",
+    "los",
+    "se",
+    "del",
+    "las",
+    "un",
+    "una",
+    "su",
+    "al",
+    "con",
+    "por",
+}
 EN_STOP = {"the", "and", "to", "a", "of", "was", "he", "she", "it", "in", "his", "her", "with", "said"}
 
 
@@ -64,8 +82,16 @@ def _noun_forms():
     return forms
 
 
-ARTICLES = {"el": ("m", False), "la": ("f", False), "los": ("m", True), "las": ("f", True),
-            "un": ("m", False), "una": ("f", False), "unos": ("m", True), "unas": ("f", True)}
+ARTICLES = {
+    "el": ("m", False),
+    "la": ("f", False),
+    "los": ("m", True),
+    "las": ("f", True),
+    "un": ("m", False),
+    "una": ("f", False),
+    "unos": ("m", True),
+    "unas": ("f", True),
+}
 
 
 def test_spanish_article_and_adjective_agreement(bilingual):
@@ -175,5 +201,8 @@ def test_cli_generate_writes_jsonl(tmp_path):
 
     from excise.cli import main
 
-    assert main(["data", "generate", "--kind", "bilingual", "--out", str(tmp_path / "b"), "--documents", "5"]) == 0
+    assert (
+        main(["data", "generate", "--kind", "bilingual", "--out", str(tmp_path / "b"), "--documents", "5"])
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["forget.jsonl", "retain.jsonl"]

@@ -10,7 +10,10 @@ from excise.data import StepSchedule, prepare_data
 
 def test_labeller_on_bilingual_corpus(make_config):
     config = make_config(
-        labels__labeller="classifier", labels__seed_documents=60, data__builtin_documents=150, model__context=64
+        labels__labeller="classifier",
+        labels__seed_documents=60,
+        data__builtin_documents=150,
+        model__context=64,
     )
     prepared = prepare_data(config, progress=False)
     report = prepared.labeller_report

@@ -34,7 +34,9 @@ def test_windows_reproduce_the_stream_exactly(make_config, tmp_path):
     window = config.model.context + 1
     for domain in ("retain", "forget"):
         docs = _docs(config, domain)
-        train_idx, test_idx = packing.split_documents(len(docs), config.data.test_fraction, config.seed, domain)
+        train_idx, test_idx = packing.split_documents(
+            len(docs), config.data.test_fraction, config.seed, domain
+        )
         for split, idx, arrays in (("train", train_idx, prepared.train), ("test", test_idx, prepared.test)):
             stream = _stream(prepared.tokenizer, [docs[i] for i in idx])
             rows = arrays[domain]
@@ -64,6 +66,7 @@ def test_test_documents_never_in_train(make_config):
     tok = prepared.tokenizer
     eos = eos_id(tok)
     for domain in ("retain", "forget"):
+
         def documents(arr):
             text = np.asarray(arr).reshape(-1).tolist()
             pieces, cur = set(), []
@@ -74,6 +77,7 @@ def test_test_documents_never_in_train(make_config):
                 else:
                     cur.append(t)
             return pieces - {()}
+
         train_docs, test_docs = documents(prepared.train[domain]), documents(prepared.test[domain])
         assert test_docs and train_docs.isdisjoint(test_docs)
 
@@ -89,8 +93,13 @@ def test_cache_hit_returns_equal_arrays_and_inputs_change_the_key(make_config, i
         np.testing.assert_array_equal(first.test[domain], second.test[domain])
     assert sorted(p.name for p in (isolated_cache / "tokens").iterdir()) == entries  # nothing rebuilt
     keys = {first.stats["cache_key"]}
-    for changed in (make_config(model__context=16), make_config(seed=1), make_config(data__test_fraction=0.2),
-                    make_config(data__builtin_documents=61), make_config(model__vocab_size=400)):
+    for changed in (
+        make_config(model__context=16),
+        make_config(seed=1),
+        make_config(data__test_fraction=0.2),
+        make_config(data__builtin_documents=61),
+        make_config(model__vocab_size=400),
+    ):
         keys.add(prepare_data(changed, progress=False).stats["cache_key"])
     assert len(keys) == 6
     assert not list((isolated_cache / "tokens").glob(".*"))  # no temporary leftovers
@@ -116,7 +125,10 @@ def test_tokenizer_path_is_reused(make_config, tmp_path):
     assert again.tokenizer.to_str() == prepared.tokenizer.to_str()
     np.testing.assert_array_equal(again.train["forget"], prepared.train["forget"])
     with pytest.raises(UserError, match="model.vocab_size is 300"):
-        prepare_data(make_config(tokenizer__path=str(tmp_path / "tokenizer.json"), model__vocab_size=300), progress=False)
+        prepare_data(
+            make_config(tokenizer__path=str(tmp_path / "tokenizer.json"), model__vocab_size=300),
+            progress=False,
+        )
 
 
 def test_train_on_retain_only(make_config):
@@ -132,7 +144,10 @@ def test_domain_too_small_leaves_nothing_behind(make_config, tmp_path, isolated_
     en.write_text("".join(json.dumps(r) + "\n" for r in rows["retain"]))
     es.write_text(json.dumps({"text": "Hola."}) + "\n" + json.dumps({"text": "Adiós."}) + "\n")
     config = make_config(data__builtin=None, data__retain={"path": str(en)}, data__forget={"path": str(es)})
-    with pytest.raises(UserError, match=r"domain 'forget' is too small: its train split has 1 documents and \d+ tokens, but one sequence needs 33"):
+    with pytest.raises(
+        UserError,
+        match=r"domain 'forget' is too small: its train split has 1 documents and \d+ tokens, but one sequence needs 33",
+    ):
         prepare_data(config, progress=False)
     assert list((isolated_cache / "tokens").iterdir()) == []  # no partial cache entry
 
@@ -155,14 +170,21 @@ def test_prepare_on_shared_openstax_by_topic_filter(make_config, shared_data):
         data__builtin=None,
         data__forget={"path": str(path), "filter": "topic == biology", "max_documents": 40},
         data__adjacent={"path": str(path), "filter": "topic in [medicine, chemistry]", "max_documents": 40},
-        data__retain={"path": str(path), "filter": "topic not in [biology, medicine, chemistry]", "max_documents": 40},
+        data__retain={
+            "path": str(path),
+            "filter": "topic not in [biology, medicine, chemistry]",
+            "max_documents": 40,
+        },
         model__context=64,
         labels__labeller="classifier",
         labels__seed_documents=60,
     )
     prepared = prepare_data(config, progress=False)
     assert set(prepared.train) == {"forget", "adjacent", "retain"}
-    assert all(prepared.stats["documents"][d]["train"] + prepared.stats["documents"][d]["test"] == 40 for d in prepared.train)
+    assert all(
+        prepared.stats["documents"][d]["train"] + prepared.stats["documents"][d]["test"] == 40
+        for d in prepared.train
+    )
     report = prepared.labeller_report
     assert report["held_out"]["support"]["forget"] == len(prepared.test["forget"])
     assert 0.0 <= report["accuracy"] <= 1.0

@@ -63,7 +63,9 @@ def test_natural_mix_and_weights(make_config):
 
 def test_recall_and_fpr_match_the_request(make_config):
     n = 20000
-    config = make_config(labels__recall=0.8, labels__fpr=0.05, labels__adjacent_fpr=0.2, labels__retain_fraction=0.25)
+    config = make_config(
+        labels__recall=0.8, labels__fpr=0.05, labels__adjacent_fpr=0.2, labels__retain_fraction=0.25
+    )
     stats = StepSchedule(config, SIZES).statistics(n)
     forget_n = sum(stats["counts"]["forget"].values())
     _close(stats["recall"], 0.8, forget_n)

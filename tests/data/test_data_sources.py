@@ -32,7 +32,11 @@ ROWS = [
 def test_jsonl_reads_text_field_and_skips_empty(tmp_path):
     path = _write_jsonl(tmp_path / "a.jsonl", ROWS)
     assert read_documents(DataSource(path=str(path)), "retain") == [
-        "Cells divide.", "Acids burn.", "Rome fell.", "Genes copy.", "Pills help."
+        "Cells divide.",
+        "Acids burn.",
+        "Rome fell.",
+        "Genes copy.",
+        "Pills help.",
     ]
     other = _write_jsonl(tmp_path / "b.jsonl", [{"body": "x y"}, {"body": "z"}])
     assert read_documents(DataSource(path=str(other), text_field="body"), "retain") == ["x y", "z"]
@@ -61,16 +65,23 @@ def test_filter_parser_rejects_code():
 
 def test_max_documents(tmp_path):
     path = _write_jsonl(tmp_path / "a.jsonl", ROWS)
-    assert read_documents(DataSource(path=str(path), max_documents=2), "retain") == ["Cells divide.", "Acids burn."]
-    assert read_documents(DataSource(path=str(path), filter="topic == biology", max_documents=1), "retain") == [
-        "Cells divide."
+    assert read_documents(DataSource(path=str(path), max_documents=2), "retain") == [
+        "Cells divide.",
+        "Acids burn.",
     ]
+    assert read_documents(
+        DataSource(path=str(path), filter="topic == biology", max_documents=1), "retain"
+    ) == ["Cells divide."]
 
 
 def test_txt_one_document_per_paragraph(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("First line\nstill first.\n\n\nSecond doc.\n  \nThird\n", encoding="utf-8")
-    assert read_documents(DataSource(path=str(path)), "retain") == ["First line\nstill first.", "Second doc.", "Third"]
+    assert read_documents(DataSource(path=str(path)), "retain") == [
+        "First line\nstill first.",
+        "Second doc.",
+        "Third",
+    ]
 
 
 def test_parquet(tmp_path):
@@ -78,11 +89,15 @@ def test_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "a.parquet"
-    pq.write_table(pa.table({"content": [r["text"] for r in ROWS], "topic": [r["topic"] for r in ROWS]}), path)
+    pq.write_table(
+        pa.table({"content": [r["text"] for r in ROWS], "topic": [r["topic"] for r in ROWS]}), path
+    )
     source = DataSource(path=str(path), text_field="content", filter="topic in [biology]")
     assert read_documents(source, "forget") == ["Cells divide.", "Genes copy."]
     assert read_documents(DataSource(path=str(path), text_field="content", max_documents=3), "forget") == [
-        "Cells divide.", "Acids burn.", "Rome fell."
+        "Cells divide.",
+        "Acids burn.",
+        "Rome fell.",
     ]
     with pytest.raises(UserError, match=r"a\.parquet: no column 'text' \(columns: content, topic\)"):
         read_documents(DataSource(path=str(path)), "forget")
@@ -97,7 +112,9 @@ def test_empty_file(tmp_path):
     with pytest.raises(UserError, match=r"empty\.jsonl holds no documents"):
         read_documents(DataSource(path=str(path)), "forget")
     with pytest.raises(UserError, match="holds no documents matching filter"):
-        read_documents(DataSource(path=str(_write_jsonl(tmp_path / "a.jsonl", ROWS)), filter="topic == art"), "forget")
+        read_documents(
+            DataSource(path=str(_write_jsonl(tmp_path / "a.jsonl", ROWS)), filter="topic == art"), "forget"
+        )
 
 
 def test_missing_text_field(tmp_path):
@@ -240,7 +257,9 @@ def test_offline_hub_id_is_a_user_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     monkeypatch.setattr(sources, "hub_reachable", lambda timeout=3.0: False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with pytest.raises(UserError, match=r"data\.forget\.hub 'roneneldan/TinyStories'.*cannot be reached.*data\.forget\.path"):
+    with pytest.raises(
+        UserError, match=r"data\.forget\.hub 'roneneldan/TinyStories'.*cannot be reached.*data\.forget\.path"
+    ):
         read_documents(DataSource(hub="roneneldan/TinyStories"), "forget")
     assert seen == {"offline": "1", "streaming": False}
     assert "HF_HUB_OFFLINE" not in os.environ  # restored
@@ -287,7 +306,9 @@ def test_offline_hub_id_fails_in_seconds_with_real_datasets(tmp_path):
         "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens: unreachable at once
     }  # fmt: skip
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", OFFLINE_CHILD], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
     wall = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Retrying" not in done.stderr, done.stderr[-2000:]
@@ -315,7 +336,9 @@ def test_shared_openstax_biology_filter(shared_data):
                 if len(rows) == 50:
                     break
     assert docs == rows
-    adjacent = read_documents(DataSource(path=str(path), filter="topic in [medicine, chemistry]", max_documents=30), "adjacent")
+    adjacent = read_documents(
+        DataSource(path=str(path), filter="topic in [medicine, chemistry]", max_documents=30), "adjacent"
+    )
     assert len(adjacent) == 30 and set(adjacent).isdisjoint(docs)
 
 

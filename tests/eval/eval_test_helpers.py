@@ -15,8 +15,11 @@ TINY = dict(vocab_size=64, context=16, n_layers=2, d_model=16, n_heads=4, d_ff=3
 
 
 def tiny_config(method: str = "sgtm", **eval_overrides) -> Config:
-    cfg = Config(model=ModelConfig(**TINY), method={"name": method},
-                 partition={"forget_mlp_units": 8, "forget_heads": 1})
+    cfg = Config(
+        model=ModelConfig(**TINY),
+        method={"name": method},
+        partition={"forget_mlp_units": 8, "forget_heads": 1},
+    )
     ev = dict(max_tokens=4096, batch_size=8, calibration_steps=20, calibration_batch_size=4)
     ev.update(eval_overrides)
     return cfg.model_copy(update={"eval": cfg.eval.model_copy(update=ev)})

@@ -32,7 +32,8 @@ def test_gradient_norms_match_manual_computation_and_leave_grads_alone(data):
     names = [n for n, _ in model.named_parameters() if n.startswith("blocks.1.") and n in partition.slices]
     total_forget = sum(
         float((p.grad[partition.forget_mask(n, p)].double() ** 2).sum())
-        for n, p in model.named_parameters() if n in names
+        for n, p in model.named_parameters()
+        if n in names
     )
     assert f.any()
     assert abs(norms[1]["forget"] ** 2 - total_forget) < 1e-12 * max(1.0, total_forget)

@@ -16,8 +16,9 @@ def test_calibration_lowers_every_domain_loss_and_touches_no_weight(data):
         model.norm_f.bias.copy_(direction)
         model.embed.weight[60:] += 2.0 * direction
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ev = EvalConfig(calibration_steps=150, calibration_alpha=1.0, calibration_beta=1.0,
-                    calibration_batch_size=8)
+    ev = EvalConfig(
+        calibration_steps=150, calibration_alpha=1.0, calibration_beta=1.0, calibration_batch_size=8
+    )
     bias = fit_output_bias(model, data.train, ev, seed=0)
     assert bias.shape == (cfg.model.vocab_size,) and not bias.requires_grad
     after = model.state_dict()
@@ -44,7 +45,14 @@ def test_calibration_is_seeded_and_zero_steps_returns_the_init(data):
 def test_heavier_weight_favours_that_domain(data):
     cfg = tiny_config()
     model, _ = build_model(cfg.model, cfg.partition, seed=0)
-    retain_heavy = fit_output_bias(model, data.train, EvalConfig(calibration_steps=100, calibration_alpha=100.0), seed=0)
-    forget_heavy = fit_output_bias(model, data.train, EvalConfig(calibration_steps=100, calibration_alpha=0.01, calibration_beta=0.01), seed=0)
+    retain_heavy = fit_output_bias(
+        model, data.train, EvalConfig(calibration_steps=100, calibration_alpha=100.0), seed=0
+    )
+    forget_heavy = fit_output_bias(
+        model,
+        data.train,
+        EvalConfig(calibration_steps=100, calibration_alpha=0.01, calibration_beta=0.01),
+        seed=0,
+    )
     r = data.train["retain"]
     assert domain_loss(model, r, bias=retain_heavy).mean < domain_loss(model, r, bias=forget_heavy).mean

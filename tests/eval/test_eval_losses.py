@@ -35,7 +35,9 @@ def test_max_tokens_uses_leading_sequences_and_bias_shifts_logits():
     assert domain_loss(model, tokens, max_tokens=33).mean == domain_loss(model, tokens[:3]).mean
     # a bias favouring the true next token everywhere lowers the loss; a constant bias is a no-op
     const = torch.full((64,), 3.0, dtype=torch.float64)
-    assert math.isclose(domain_loss(model, tokens, bias=const).mean, domain_loss(model, tokens).mean, rel_tol=1e-12)
+    assert math.isclose(
+        domain_loss(model, tokens, bias=const).mean, domain_loss(model, tokens).mean, rel_tol=1e-12
+    )
 
 
 def test_trained_model_scores_its_training_text_below_unseen_random_text():

@@ -34,8 +34,9 @@ def test_relearn_run_writes_curve_from_the_ablated_model(tmp_path, data):
     run_dir = make_run(tmp_path / "sgtm", "sgtm")
     ref_dir = make_run(tmp_path / "nf", "no_filter", seed=1)
     write_json(ref_dir / "eval.json", {"full": {"forget": 3.5}})
-    result = relearn_run(run_dir, ["relearn.eval_every=4", "relearn.lr=1e-2"], steps=10,
-                         reference_dir=ref_dir, data=data)
+    result = relearn_run(
+        run_dir, ["relearn.eval_every=4", "relearn.lr=1e-2"], steps=10, reference_dir=ref_dir, data=data
+    )
     on_disk = json.loads((run_dir / "relearn.json").read_text())
     assert on_disk == result
     assert result["steps"] == [0, 4, 8, 10]
@@ -48,7 +49,10 @@ def test_relearn_run_writes_curve_from_the_ablated_model(tmp_path, data):
     assert result["forget_loss"][0] == pytest.approx(start, rel=1e-9)
     assert result["forget_loss"][-1] < result["forget_loss"][0]
     # the run's own weights are not modified by the attack
-    assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(), load_run(run_dir).model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(run.model.state_dict().values(), load_run(run_dir).model.state_dict().values())
+    )
 
 
 def test_reference_is_computed_when_the_reference_run_has_no_eval(tmp_path, data):

@@ -58,5 +58,3 @@ def train_tokenizer(path: Path) -> Path:
     assert tok.get_vocab_size() <= VOCAB
     tok.save(str(path))
     return path
-
-

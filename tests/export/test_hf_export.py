@@ -64,12 +64,16 @@ def test_exported_logits_match_excise(tmp_path, variant):
         out = tmp_path / kind
         result = export_model(model, partition, out, ablated=kind == "ablated", prune_units=kind == "pruned")
         hf_model = load_hf(out)
-        assert type(hf_model).__name__ == {"gpt_neo": "GPTNeoForCausalLM", "llama": "LlamaForCausalLM"}[family]
+        assert (
+            type(hf_model).__name__ == {"gpt_neo": "GPTNeoForCausalLM", "llama": "LlamaForCausalLM"}[family]
+        )
         assert hf_model.num_parameters() == result.num_parameters
         with torch.no_grad():
             got = hf_model(TOKENS).logits
         assert got.shape == reference.shape
-        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5, msg=lambda m, kind=kind: f"{kind}: {m}")
+        torch.testing.assert_close(
+            got, reference, rtol=1e-5, atol=1e-5, msg=lambda m, kind=kind: f"{kind}: {m}"
+        )
         if kind != "full":  # the domain really is gone: differs from the full model
             assert not torch.allclose(got, full, atol=1e-3)
 
@@ -134,7 +138,10 @@ def test_pruned_parameter_counts_exact(tmp_path):
     assert hf_model.num_parameters() == neo_params(VOCAB, 16, 16, 2, ff=24, tied=True) == r.num_parameters
     assert "kept, zeroed" in (tmp_path / "neo" / "README.md").read_text()
     info = json.loads((tmp_path / "neo" / "excise_export.json").read_text())
-    assert info["forget_partition"]["transformer.h.0.attn.attention.q_proj.weight"] == {"dim": 0, "forget": [[12, 16]]}
+    assert info["forget_partition"]["transformer.h.0.attn.attention.q_proj.weight"] == {
+        "dim": 0,
+        "forget": [[12, 16]],
+    }
     assert "transformer.h.0.mlp.c_fc.weight" not in info["forget_partition"]
 
 
@@ -187,8 +194,10 @@ def test_run_export_tokenizer_card_and_no_pickles(tmp_path, make_run):
 
     run = load_run(run_dir)
     torch.testing.assert_close(
-        hf_logits(out, torch.float32), excise_logits(ablated_copy(run.model, run.partition)),
-        rtol=1e-5, atol=1e-5,
+        hf_logits(out, torch.float32),
+        excise_logits(ablated_copy(run.model, run.partition)),
+        rtol=1e-5,
+        atol=1e-5,
     )
     with pytest.raises(UserError, match="not empty"):
         export_hf(run_dir, out)

@@ -115,7 +115,9 @@ def test_card_takes_builtin_licence_language_and_hub_datasets(tmp_path, make_run
     assert (data.license, data.language, data.datasets) == ("apache-2.0", ["en", "es"], None)
 
     hub = DataConfig(retain={"path": "/data/en.jsonl"}, forget={"hub": "someone/es-stories"})
-    save_config(Config.model_validate(config.model_copy(update={"data": hub}).model_dump()), run_dir / "config.yaml")
+    save_config(
+        Config.model_validate(config.model_copy(update={"data": hub}).model_dump()), run_dir / "config.yaml"
+    )
     export_hf(run_dir, tmp_path / "b")
     data = ModelCard.load(tmp_path / "b" / "README.md").data
     assert data.datasets == ["someone/es-stories"] and data.language is None
@@ -142,16 +144,25 @@ def test_push_to_hub_uploads_the_export_folder_only(tmp_path, make_run, monkeypa
 
     run_dir = make_run(tiny_config(**NEO), PCFG)
     out = tmp_path / "safe"
-    assert main(["export", str(run_dir), "--ablated", "--out", str(out), "--push-to-hub", "me/safe", "--dry-run"]) == 0
+    assert (
+        main(
+            ["export", str(run_dir), "--ablated", "--out", str(out), "--push-to-hub", "me/safe", "--dry-run"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"would upload {len(list(out.iterdir()))} files to https://huggingface.co/me/safe" in printed
     for name in EXPORT_FILES:
         assert f"  {name}  (" in printed
 
     calls = []
-    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(
+        huggingface_hub, "create_repo", lambda repo_id, **kw: calls.append(("create", repo_id, kw))
+    )
     monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kw: calls.append(("upload", kw)))
-    result = __import__("excise").export(run_dir, tmp_path / "pushed", ablated=True, push_to_hub="me/safe", private=True)
+    result = __import__("excise").export(
+        run_dir, tmp_path / "pushed", ablated=True, push_to_hub="me/safe", private=True
+    )
     (_, repo, create_kw), (_, upload_kw) = calls
     assert repo == "me/safe" and create_kw["private"] is True and create_kw["exist_ok"] is True
     assert upload_kw["repo_id"] == "me/safe" and upload_kw["folder_path"] == str(tmp_path / "pushed")

@@ -47,11 +47,16 @@ def test_export_import_export_round_trip_is_bit_identical(tmp_path, variant):
             assert torch.equal(value, original[name]), name
     torch.testing.assert_close(logits(imported), logits(model), rtol=1e-10, atol=1e-10)
     export_model(imported, ipart, tmp_path / "second")
-    a, b = load_file(str(first / "model.safetensors")), load_file(str(tmp_path / "second" / "model.safetensors"))
+    a, b = (
+        load_file(str(first / "model.safetensors")),
+        load_file(str(tmp_path / "second" / "model.safetensors")),
+    )
     assert a.keys() == b.keys()
     for name in a:
         assert a[name].dtype == b[name].dtype and torch.equal(a[name], b[name]), name
-    assert json.loads((first / "config.json").read_text()) == json.loads((tmp_path / "second" / "config.json").read_text())
+    assert json.loads((first / "config.json").read_text()) == json.loads(
+        (tmp_path / "second" / "config.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("variant", ["neo", "llama"])
@@ -59,7 +64,9 @@ def test_designate_chosen_units_preserves_function(tmp_path, variant):
     model, _, path = exported(tmp_path, "hf", variant, pcfg=None)
     heads = {0: [0], 1: [2]}
     units = [1, 5, 7, 11, 13, 17, 19, 30]
-    imported, partition, _ = import_hf(path, PCFG, mode="designate", forget_head_ids=heads, forget_unit_ids=units)
+    imported, partition, _ = import_hf(
+        path, PCFG, mode="designate", forget_head_ids=heads, forget_unit_ids=units
+    )
     torch.testing.assert_close(logits(imported), logits(model), rtol=1e-10, atol=1e-10)
     # ablating the designated forget units == zeroing exactly the chosen units of the original
     reference = tiny_model(tiny_config(**FAMILIES[variant]), None)[0]
@@ -76,7 +83,9 @@ def test_designate_chosen_units_preserves_function(tmp_path, variant):
                     if lin.bias is not None:
                         lin.bias[units] = 0
             block.mlp.down_proj.weight[:, units] = 0
-    torch.testing.assert_close(logits(ablated_copy(imported, partition)), logits(reference), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        logits(ablated_copy(imported, partition)), logits(reference), rtol=1e-10, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("variant", ["neo", "llama"])
@@ -88,7 +97,9 @@ def test_expand_appends_inert_forget_units(tmp_path, variant):
     assert cfg.n_heads == 4 + heads and cfg.d_ff == 32 + 8
     assert imported.blocks[0].mlp.forget_units == 8 and imported.blocks[0].attn.forget_heads == heads
     torch.testing.assert_close(logits(imported), logits(model), rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(logits(ablated_copy(imported, partition)), logits(model), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        logits(ablated_copy(imported, partition)), logits(model), rtol=1e-10, atol=1e-10
+    )
     up = imported.blocks[0].mlp.up_proj.weight
     assert torch.count_nonzero(up[32:]) == up[32:].numel()  # new inputs random: they can learn
     assert torch.count_nonzero(imported.blocks[0].mlp.down_proj.weight[:, 32:]) == 0
@@ -174,7 +185,10 @@ def test_cli_import_round_trips_transformers_checkpoints(tmp_path, family):
     }  # fmt: skip
     for mode, args in runs.items():
         run_dir = tmp_path / f"run-{mode}"
-        assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--base-model", "org/base"]) == 0
+        assert (
+            main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--base-model", "org/base"])
+            == 0
+        )
         run = load_run(run_dir)
         assert run.model.blocks[1].mlp.forget_units == 8
         torch.testing.assert_close(logits(run.model), hf_logits, rtol=1e-5, atol=1e-5)
@@ -183,7 +197,10 @@ def test_cli_import_round_trips_transformers_checkpoints(tmp_path, family):
         assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args]) == 2  # not empty
         assert main(["import", str(tmp_path / "hf"), "--out", str(run_dir), *args, "--overwrite"]) == 0
         back = tmp_path / f"back-{mode}"
-        assert main(["export", str(run_dir), "--out", str(back), *(["--prune"] if mode == "expand" else [])]) == 0
+        assert (
+            main(["export", str(run_dir), "--out", str(back), *(["--prune"] if mode == "expand" else [])])
+            == 0
+        )
         exported = load_file(str(back / "model.safetensors"))
         names = {n for n in original if not n.endswith((".attn.bias", ".masked_bias"))}
         assert set(exported) == names

@@ -70,9 +70,16 @@ def test_perplexity_task_definition(tmp_path):
         {"metric": "byte_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
         {"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False},
     ]
-    other = {"forget": tmp_path / "f.jsonl.gz", "retain": tmp_path / "r.csv", "adjacent": tmp_path / "a.parquet"}
+    other = {
+        "forget": tmp_path / "f.jsonl.gz",
+        "retain": tmp_path / "r.csv",
+        "adjacent": tmp_path / "a.parquet",
+    }
     write_perplexity_tasks(tmp_path / "more", other)
-    loaders = {d: yaml.safe_load((tmp_path / "more" / f"excise_ppl_{d}.yaml").read_text())["dataset_path"] for d in other}
+    loaders = {
+        d: yaml.safe_load((tmp_path / "more" / f"excise_ppl_{d}.yaml").read_text())["dataset_path"]
+        for d in other
+    }
     assert loaders == {"forget": "json", "retain": "csv", "adjacent": "parquet"}
     with pytest.raises(UserError, match="no lm-eval loader"):
         write_perplexity_tasks(tmp_path / "txt", {"forget": tmp_path / "f.txt"})

@@ -24,7 +24,9 @@ def test_backends_agree_and_stop_at_end(shape):
     for m in (model,) if shape == "neo" else (ablated_copy(model, partition),):
         hf = to_hf(m)
         with torch.no_grad():  # the in-memory conversion computes the same logits
-            torch.testing.assert_close(hf(torch.tensor([PROMPT])).logits, m(torch.tensor([PROMPT])), rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(
+                hf(torch.tensor([PROMPT])).logits, m(torch.tensor([PROMPT])), rtol=1e-6, atol=1e-6
+            )
         greedy = {b: sample_ids(m, PROMPT, 10, temperature=0, backend=b) for b in ("transformers", "excise")}
         assert greedy["transformers"] == greedy["excise"] and len(greedy["excise"]) == 10
         # top-k 1 sampling is greedy whatever the temperature and seed
@@ -34,9 +36,15 @@ def test_backends_agree_and_stop_at_end(shape):
         stop = greedy["excise"][3]
         first = greedy["excise"].index(stop)
         for b in ("transformers", "excise"):
-            assert sample_ids(m, PROMPT, 10, temperature=0, stop_id=stop, backend=b) == greedy["excise"][: first + 1]
+            assert (
+                sample_ids(m, PROMPT, 10, temperature=0, stop_id=stop, backend=b)
+                == greedy["excise"][: first + 1]
+            )
         # sampling: seeded, and actually random (different seeds differ somewhere)
-        runs = [tuple(sample_ids(m, PROMPT, 10, temperature=2.0, top_k=None, seed=s, hf_model=hf)) for s in range(4)]
+        runs = [
+            tuple(sample_ids(m, PROMPT, 10, temperature=2.0, top_k=None, seed=s, hf_model=hf))
+            for s in range(4)
+        ]
         assert runs[0] == tuple(sample_ids(m, PROMPT, 10, temperature=2.0, top_k=None, seed=0, hf_model=hf))
         assert len(set(runs)) > 1
 
@@ -59,5 +67,7 @@ def test_sample_command(tmp_path, make_run, capsys):
     assert main(args + ["--ablated"]) == 0
     out = capsys.readouterr().out
     assert out.count("--- sample") == 2 and "(ablated)" in out and out.count("the cat") >= 2
-    texts = __import__("excise").sample(run_dir, "the cat", n=2, max_new_tokens=5, temperature=0, ablated=True)
+    texts = __import__("excise").sample(
+        run_dir, "the cat", n=2, max_new_tokens=5, temperature=0, ablated=True
+    )
     assert texts[0] == texts[1] and all(t.startswith("the cat") for t in texts)  # greedy: same twice

@@ -27,10 +27,13 @@ def data() -> SimpleNamespace:
 
 
 def make_run(path: Path, method: str = "no_filter") -> Path:
-    cfg = Config(model=ModelConfig(**TINY), method={"name": method},
-                 partition={"forget_mlp_units": 8, "forget_heads": 1},
-                 eval={"max_tokens": 2048, "calibration_steps": 5, "calibration_batch_size": 2},
-                 unlearn={"steps": 5, "batch_size": 4})
+    cfg = Config(
+        model=ModelConfig(**TINY),
+        method={"name": method},
+        partition={"forget_mlp_units": 8, "forget_heads": 1},
+        eval={"max_tokens": 2048, "calibration_steps": 5, "calibration_batch_size": 2},
+        unlearn={"steps": 5, "batch_size": 4},
+    )
     model, partition = build_model(cfg.model, cfg.partition if cfg.method.partitioned else None, seed=0)
     save_config(cfg, path / "config.yaml")
     save_model(path, model, partition if cfg.method.partitioned else Partition())

@@ -29,7 +29,9 @@ def test_unlearning_methods_are_the_ones_unlearn_and_the_config_know():
 def test_what_each_method_trains_and_skips(name, partitioned, skipped):
     method = get_method(name)
     assert method.partitioned is partitioned and method.released == ("ablated" if partitioned else "full")
-    steps = [f"{d}/{label}" for d in ("forget", "adjacent", "retain") for label in ("forget", "retain", "default")]
+    steps = [
+        f"{d}/{label}" for d in ("forget", "adjacent", "retain") for label in ("forget", "retain", "default")
+    ]
     assert [s for s in steps if method.skips(*reversed(s.split("/")))] == skipped
 
 

@@ -60,7 +60,9 @@ def test_loss_based_methods_raise_forget_loss(method):
     f = torch.from_numpy(d.train["forget"])
     with torch.no_grad():
         before = float(model(f[:, :-1], f[:, 1:]))
-    unlearn_model(model, d.train["forget"], d.train["retain"], method, UnlearnConfig(steps=5, lr=1e-2, batch_size=8))
+    unlearn_model(
+        model, d.train["forget"], d.train["retain"], method, UnlearnConfig(steps=5, lr=1e-2, batch_size=8)
+    )
     with torch.no_grad():
         assert float(model(f[:, :-1], f[:, 1:])) > before
 
@@ -83,7 +85,14 @@ def test_unlearn_run_writes_an_evaluable_attackable_run(tmp_path):
     out = tmp_path / "rmu"
     d = data()
     unlearn_run(src, out, "rmu", ["unlearn.steps=2"], data=d)
-    for name in ("config.yaml", "model.safetensors", "partition.json", "tokenizer.json", "meta.json", "summary.json"):
+    for name in (
+        "config.yaml",
+        "model.safetensors",
+        "partition.json",
+        "tokenizer.json",
+        "meta.json",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "partition.json").read_text()) == {}
     meta = json.loads((out / "meta.json").read_text())

@@ -164,9 +164,11 @@ def site_of(name: str) -> str:
     """Which part of the network a parameter belongs to (the test tables' columns)."""
     for layer, tag in ((MASKED_LAYER, "masked"), (UNMASKED_LAYER, "unmasked")):
         for part in ("attn", "mlp"):
-            if name.startswith(f"blocks.{layer}.{part}.") or (
-                part == "attn" and name.startswith(f"blocks.{layer}.norm1.")
-            ) or (part == "mlp" and name.startswith(f"blocks.{layer}.norm2.")):
+            if (
+                name.startswith(f"blocks.{layer}.{part}.")
+                or (part == "attn" and name.startswith(f"blocks.{layer}.norm1."))
+                or (part == "mlp" and name.startswith(f"blocks.{layer}.norm2."))
+            ):
                 return f"{part}@{tag}"
     return "global"
 

@@ -75,7 +75,9 @@ def test_unstepped_groups_stay_bit_identical(variant, stepped, frozen) -> None:
 def _torch_adamw(model: torch.nn.Module, decay_on: str) -> torch.optim.AdamW:
     """Reference: decoupled weight decay on parameters with >= 2 dims, or on all."""
     if decay_on == "all":
-        return torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, foreach=False)
+        return torch.optim.AdamW(
+            model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WD, foreach=False
+        )
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": WD}, {"params": no_decay, "weight_decay": 0.0}]
@@ -109,8 +111,11 @@ def test_state_dict_round_trip_continues_identically() -> None:
     resumed = PartitionedAdamW(saved_model, partition, lr=123.0, betas=BETAS, eps=EPS, weight_decay=WD)
     resumed.load_state_dict(saved_state)
     assert resumed.lr == LR and resumed.steps == opt.steps
-    for groups in [("forget", "shared"), ("retain", "shared", "masked_shared"),
-                   ("shared", "masked_shared", "retain", "forget")]:
+    for groups in [
+        ("forget", "shared"),
+        ("retain", "shared", "masked_shared"),
+        ("shared", "masked_shared", "retain", "forget"),
+    ]:
         backward(model)
         backward(saved_model)
         opt.step(groups=groups)

@@ -34,7 +34,9 @@ PAPER_TRAINING = {
 
 def recipe(name: str):
     # the topic recipes read one file split by a topic column: any path will do here
-    return load_config(CONFIGS / f"{name}.yaml", ["data.path=wikipedia.parquet"] if name.startswith("topic") else [])
+    return load_config(
+        CONFIGS / f"{name}.yaml", ["data.path=wikipedia.parquet"] if name.startswith("topic") else []
+    )
 
 
 def recipe_model(name: str):
@@ -42,7 +44,9 @@ def recipe_model(name: str):
     with torch.device("meta"):
         model = GPT(config.model)
     p = config.partition
-    model.set_forget_units([p.forget_heads] * config.model.n_layers, [p.forget_mlp_units] * config.model.n_layers)
+    model.set_forget_units(
+        [p.forget_heads] * config.model.n_layers, [p.forget_mlp_units] * config.model.n_layers
+    )
     return config, model
 
 
@@ -53,7 +57,8 @@ def test_recipe_parameter_count_is_the_papers(name: str) -> None:
     assert config.model.output_bias  # counted in the paper's figures
     params = dict(model.named_parameters())
     forget = sum(
-        s.width * params[n].numel() // params[n].shape[s.dim] for n, s in build_partition(model).slices.items()
+        s.width * params[n].numel() // params[n].shape[s.dim]
+        for n, s in build_partition(model).slices.items()
     )
     # 1 forget head (q/k/v rows, o columns) + 64 MLP units (up row + bias, down column) a layer
     d, hd = config.model.d_model, config.model.resolved_head_dim

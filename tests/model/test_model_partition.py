@@ -102,7 +102,9 @@ def test_partition_json_round_trip_and_apply(variant: str, tmp_path) -> None:
 
 
 def test_a_masked_layer_without_forget_heads_lists_its_attention_as_all_retain() -> None:
-    model, partition = partitioned_model("neo", PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[1]))
+    model, partition = partitioned_model(
+        "neo", PartitionConfig(forget_heads=0, forget_mlp_units=8, layers=[1])
+    )
     assert partition.masked_layers == [1]
     for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
         assert partition.slices[f"blocks.1.attn.{proj}.weight"].ranges == ()

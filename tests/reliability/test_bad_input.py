@@ -252,7 +252,13 @@ def test_random_data_files_read_or_raise_a_user_error(lines, tmp_path):
             d.encode("utf-8")  # every document can go on to the tokenizer
 
 
-@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/runs/x"), OSError(28, "No space left on device", "/runs/x/tok")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermissionError(13, "Permission denied", "/runs/x"),
+        OSError(28, "No space left on device", "/runs/x/tok"),
+    ],
+)
 def test_environment_errors_are_user_errors_but_other_bugs_are_not(error, tmp_path, monkeypatch, capsys):
     from excise.train import runner
 
@@ -267,6 +273,8 @@ def test_environment_errors_are_user_errors_but_other_bugs_are_not(error, tmp_pa
     assert err.strip() == f"excise train: error: {error.strerror}: {error.filename}"
     with pytest.raises(OSError):
         main(["--debug", *argv])
-    monkeypatch.setattr(runner, "prepare_run_dir", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    monkeypatch.setattr(
+        runner, "prepare_run_dir", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error"))
+    )
     with pytest.raises(OSError):  # not the user's doing: the traceback stays
         main(argv)

@@ -154,7 +154,16 @@ def test_second_writer_refused_as_a_real_process(finished, tmp_path):
     holder = checkpoints.RunLock(run)
     holder.acquire()
     try:
-        done = run_cli("train", str(empty_recipe(tmp_path)), *TINY, *RUN, "--out", str(run), "--resume", cache=tmp_path / "cache")
+        done = run_cli(
+            "train",
+            str(empty_recipe(tmp_path)),
+            *TINY,
+            *RUN,
+            "--out",
+            str(run),
+            "--resume",
+            cache=tmp_path / "cache",
+        )
         assert_user_error(done, "is in use by another process")
     finally:
         holder.release()

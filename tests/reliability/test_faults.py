@@ -139,7 +139,9 @@ def test_twenty_five_random_kills_then_resume_equal_uninterrupted(tmp_path):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli", action="store_true", help="kill real `python -m excise train` processes")

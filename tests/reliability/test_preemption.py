@@ -142,7 +142,9 @@ def campaign(workdir: Path, trials: int, seed: int = 0, cli: bool = False, log=p
         assert not (run / MARKER).exists()
         check_finished_run(run, reference, STEPS)
         tally.runs_finished += 1
-        log(f"run {run_index}: finished ({plan}, exit {code}), weights equal the uninterrupted run bit for bit")
+        log(
+            f"run {run_index}: finished ({plan}, exit {code}), weights equal the uninterrupted run bit for bit"
+        )
         if tally.trials >= trials:
             return tally
         run_index, resume, per_run = run_index + 1, False, 0
@@ -165,7 +167,10 @@ def test_twenty_five_random_signals_then_resume_equal_uninterrupted(tmp_path):
 def test_preempt_signals_are_validated_and_can_be_turned_off(tmp_path):
     from excise.config import ConfigError, load_config
 
-    assert load_config(None, ["train.preempt_signals=[term, SIGUSR1]"]).train.preempt_signals == ["SIGTERM", "SIGUSR1"]
+    assert load_config(None, ["train.preempt_signals=[term, SIGUSR1]"]).train.preempt_signals == [
+        "SIGTERM",
+        "SIGUSR1",
+    ]
     for bad in ("[SIGKILL]", "[SIGNOPE]"):
         with pytest.raises(ConfigError, match="train.preempt_signals"):
             load_config(None, [f"train.preempt_signals={bad}"])
@@ -180,7 +185,9 @@ def test_preempt_signals_are_validated_and_can_be_turned_off(tmp_path):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli", action="store_true", help="signal real `python -m excise train` processes")

@@ -90,10 +90,20 @@ class Job:
             return
         port = free_port()
         self.ranks = [
-            Trainer(run, RUN_ARGS, resume, tag=f"rank{r}", env={
-                "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-            })  # fmt: skip
+            Trainer(
+                run,
+                RUN_ARGS,
+                resume,
+                tag=f"rank{r}",
+                env={
+                    "RANK": str(r),
+                    "LOCAL_RANK": str(r),
+                    "WORLD_SIZE": "2",
+                    "LOCAL_WORLD_SIZE": "2",
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port),
+                },
+            )  # fmt: skip
             for r in range(2)
         ]
 
@@ -164,7 +174,9 @@ def finish(job: Job) -> list[int]:
     return codes
 
 
-def campaign(workdir: Path, trials: int, seed: int = 0, torchrun: bool = False, what=WHAT, log=print) -> Tally:
+def campaign(
+    workdir: Path, trials: int, seed: int = 0, torchrun: bool = False, what=WHAT, log=print
+) -> Tally:
     """``trials`` faults of the kinds in ``what``, each followed by a two-rank resume."""
     rng = random.Random(seed)
     os.environ.setdefault("EXCISE_CACHE", str(workdir / "cache"))
@@ -198,12 +210,16 @@ def campaign(workdir: Path, trials: int, seed: int = 0, torchrun: bool = False, 
                 time.sleep(0.01)
             assert not _alive(other, job, 1 - victim), f"rank {1 - victim} hangs on its stopped peer"
             gone = time.time() - faulted
-            assert gone >= TIMEOUT_S - 0.5, f"rank {1 - victim} gave up after {gone:.1f} s, before the timeout"
+            assert gone >= TIMEOUT_S - 0.5, (
+                f"rank {1 - victim} gave up after {gone:.1f} s, before the timeout"
+            )
             os.kill(pids[victim], signal.SIGKILL)  # what a scheduler does to the hung one
         codes = job.wait(bound)
         if codes is None:
             job.kill_all()
-            raise AssertionError(f"{kind} of rank {victim}: the job still runs {bound:.0f} s later\n{job.stderr()}")
+            raise AssertionError(
+                f"{kind} of rank {victim}: the job still runs {bound:.0f} s later\n{job.stderr()}"
+            )
         tally.end_seconds.append(time.time() - faulted)
         tally.trials += 1
         if kind in ("preempt", "all"):
@@ -270,7 +286,9 @@ def test_torchrun_kill_hang_or_preempt_one_rank_then_resume_equal(tmp_path):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torchrun", action="store_true", help="real torchrun jobs instead of forked ranks")

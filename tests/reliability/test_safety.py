@@ -58,7 +58,11 @@ def unsafe_calls(source: str, filename: str = "<string>") -> list[str]:
             problems.append(f"{where}: trust_remote_code=True")
         if _is_true(_keyword(node, "allow_pickle")):
             problems.append(f"{where}: allow_pickle=True")
-        if name.endswith("from_pretrained") and "AutoModel" in name and not _is_true(_keyword(node, "use_safetensors")):
+        if (
+            name.endswith("from_pretrained")
+            and "AutoModel" in name
+            and not _is_true(_keyword(node, "use_safetensors"))
+        ):
             problems.append(f"{where}: {name} without use_safetensors=True may unpickle a .bin")
         if _is_true(_keyword(node, "shell")):
             problems.append(f"{where}: subprocess with shell=True")
@@ -87,7 +91,9 @@ subprocess.run(cmd, shell=True)
 def test_package_source_loads_nothing_unsafely():
     files = sorted(SRC.rglob("*.py"))
     assert len(files) > 20
-    problems = [p for f in files for p in unsafe_calls(f.read_text(encoding="utf-8"), str(f.relative_to(SRC.parent)))]
+    problems = [
+        p for f in files for p in unsafe_calls(f.read_text(encoding="utf-8"), str(f.relative_to(SRC.parent)))
+    ]
     assert problems == []
 
 
@@ -111,6 +117,8 @@ def test_data_path_that_does_not_exist_is_a_user_error_naming_the_key(tmp_path):
     from excise.errors import UserError
 
     (tmp_path / "es.jsonl").write_text('{"text": "hola"}\n')
-    config = load_config(None, [f"data.retain.path={tmp_path}/missing.jsonl", f"data.forget.path={tmp_path}/es.jsonl"])
+    config = load_config(
+        None, [f"data.retain.path={tmp_path}/missing.jsonl", f"data.forget.path={tmp_path}/es.jsonl"]
+    )
     with pytest.raises(UserError, match=r"data\.retain\.path: file .*missing\.jsonl does not exist"):
         prepare_data(config, run_dir=None, progress=False)

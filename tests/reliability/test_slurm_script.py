@@ -73,7 +73,9 @@ def test_sbatch_example_requeues_a_preempted_run_and_the_requeue_finishes_it(tmp
     train(tiny_config(f"train.steps={STEPS}", "checkpoint.every=0"), reference)
     cmd = ["bash", str(SCRIPT), str(empty_recipe(tmp_path)), str(run), *ARGS]
 
-    job = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.time() + 180
     while latest_step_seen(run) < 5 and job.poll() is None and time.time() < deadline:
         time.sleep(0.05)

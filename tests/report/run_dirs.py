@@ -29,8 +29,15 @@ DEFAULT_META = {"excise": "0.1.0", "git_commit": "0123456789abcdef", "git_dirty"
 
 
 def write_run_dir(
-    root: Path, name: str, config: dict, *, meta: dict | None = None, summary: dict | None = None,
-    eval: dict | None = None, relearn: dict | None = None, events: list[dict] | None = None,
+    root: Path,
+    name: str,
+    config: dict,
+    *,
+    meta: dict | None = None,
+    summary: dict | None = None,
+    eval: dict | None = None,
+    relearn: dict | None = None,
+    events: list[dict] | None = None,
     cut_line_at: int | None = None,
 ) -> Path:
     """``root/name`` with ``config.yaml`` and whichever other files are given.
@@ -41,7 +48,11 @@ def write_run_dir(
     d.mkdir(parents=True)
     (d / CONFIG).write_text(yaml.safe_dump(config))
     write_record(d / META, Meta, meta if meta is not None else DEFAULT_META)
-    for file, schema, data in ((SUMMARY, Summary, summary), (EVAL, EvalRecord, eval), (RELEARN, RelearnRecord, relearn)):
+    for file, schema, data in (
+        (SUMMARY, Summary, summary),
+        (EVAL, EvalRecord, eval),
+        (RELEARN, RelearnRecord, relearn),
+    ):
         if data is not None:
             write_record(d / file, schema, data)
     if events is not None:

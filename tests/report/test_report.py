@@ -140,14 +140,27 @@ def test_leakage_expresses_released_forget_loss_as_no_filter_forget_tokens(tmp_p
         {"event": "eval", "step": 20, "full": {"forget": 4.0}, "domain_steps": {"forget": 12, "retain": 8}},
         {"event": "eval", "step": 30, "full": {"forget": 3.0}, "domain_steps": {"forget": 15, "retain": 15}},
     ]
-    ref = RunRecord(name="nf", dir=tmp_path, method="no_filter", config=config, eval_events=events,
-                    values={"seed": 0})
-    sgtm = RunRecord(name="s", dir=tmp_path, method="sgtm", config=config, values={"seed": 0},
-                     eval={"partitioned": True, "ablated": {"forget": 5.0}},
-                     summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}})
-    weak = RunRecord(name="w", dir=tmp_path, method="weak_filter", config=config, values={"seed": 0},
-                     eval={"partitioned": False, "full": {"forget": 6.5}},
-                     summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}})
+    ref = RunRecord(
+        name="nf", dir=tmp_path, method="no_filter", config=config, eval_events=events, values={"seed": 0}
+    )
+    sgtm = RunRecord(
+        name="s",
+        dir=tmp_path,
+        method="sgtm",
+        config=config,
+        values={"seed": 0},
+        eval={"partitioned": True, "ablated": {"forget": 5.0}},
+        summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}},
+    )
+    weak = RunRecord(
+        name="w",
+        dir=tmp_path,
+        method="weak_filter",
+        config=config,
+        values={"seed": 0},
+        eval={"partitioned": False, "full": {"forget": 6.5}},
+        summary={"label_counts": {"forget/forget": 9, "forget/default": 1, "retain/default": 10}},
+    )
     rows = {row.run: row for row in leakage([ref, sgtm, weak])}
     assert set(rows) == {"s", "w"}
     assert rows["s"].reference == "nf" and rows["s"].released == "ablated" and rows["s"].forget_loss == 5.0
@@ -170,7 +183,13 @@ def test_forget_tokens_trained_are_the_forget_steps_the_method_does_not_skip(tmp
     from excise.report.leakage import forget_tokens_trained
     from excise.report.records import RunRecord
 
-    counts = {"forget/forget": 9, "forget/default": 1, "retain/default": 10, "retain/retain": 3, "retain/forget": 2}
+    counts = {
+        "forget/forget": 9,
+        "forget/default": 1,
+        "retain/default": 10,
+        "retain/retain": 3,
+        "retain/forget": 2,
+    }
     record = RunRecord(name="r", dir=tmp_path, method=method, summary={"label_counts": counts},
                        config={"train": {"batch_size": 2}, "model": {"context": 10}})  # fmt: skip
     assert forget_tokens_trained(record) == 20 * trained_steps
@@ -203,7 +222,10 @@ def test_several_sweeps_merge_and_each_run_is_paired_with_its_own_seeds_baseline
     assert not (a / "report.md").exists()
     # calibrated = retain - 0.01, forget - 0.02 (write_run): seed 0 sgtm 3.24 vs nf 2.99,
     # forget 5.98 vs weak 3.98; seed 1 sgtm 2.94 vs 2.49, forget 6.98 vs 5.48 (not 8.98)
-    assert "| sgtm (ablated) recall=0.9 | seed0/sgtm | 0 | 3.240 | 2.990 | +8.4% | 5.980 | 3.980 | +2.000 |" in md
+    assert (
+        "| sgtm (ablated) recall=0.9 | seed0/sgtm | 0 | 3.240 | 2.990 | +8.4% | 5.980 | 3.980 | +2.000 |"
+        in md
+    )
     assert "| seed1/sgtm | 1 | 2.940 | 2.490 | +18.1% | 6.980 | 5.480 | +1.500 |" in md
     gains_sd = math.sqrt(((2.0 - 1.75) ** 2 + (1.5 - 1.75) ** 2) / 1)
     assert f"| +1.750 ± {gains_sd:.3f} | 2 |" in md
@@ -238,7 +260,10 @@ def test_merged_sweeps_name_the_fixed_settings_that_set_their_runs_apart(tmp_pat
     assert "threads" not in md
     # one directory alone: nothing to tell apart, labels as before
     write_report(small, tmp_path / "alone")
-    assert "| sgtm (ablated) recall=0.9 | +8.4% ± 0.0 | – | 1 |" in (tmp_path / "alone" / "report.md").read_text()
+    assert (
+        "| sgtm (ablated) recall=0.9 | +8.4% ± 0.0 | – | 1 |"
+        in (tmp_path / "alone" / "report.md").read_text()
+    )
 
 
 def test_merged_sweeps_at_two_data_mixes_are_told_apart_by_domain(tmp_path):
@@ -275,8 +300,20 @@ def test_rmu_ratio_uses_the_rmu_run_of_the_same_seed(tmp_path):
     from excise.report.markdown import rmu_ratio_lines
 
     def attacked(name, method, seed, recover, kind="train"):
-        info = write_run(tmp_path, name, method, None, seed, forget=5.0, retain=3.0, relearn={
-            "steps": [0, 100, 200, 300], "forget_loss": [6.0, 5.0, 4.0, 3.0], "steps_to_recover": recover})
+        info = write_run(
+            tmp_path,
+            name,
+            method,
+            None,
+            seed,
+            forget=5.0,
+            retain=3.0,
+            relearn={
+                "steps": [0, 100, 200, 300],
+                "forget_loss": [6.0, 5.0, 4.0, 3.0],
+                "steps_to_recover": recover,
+            },
+        )
         info["kind"] = kind
         return info
 
@@ -359,7 +396,8 @@ def test_a_run_at_another_learning_rate_is_not_its_seeds_baseline(tmp_path):
     # calibrated retain (write_run: retain - 0.01): sgtm 4.39 against its own-lr baseline's
     # 3.99, not the 2e-3 run's 2.99
     assert [(c.run, c.seed, c.retain, c.no_filter_retain, c.retain_vs_no_filter) for c in rows] == [
-        ("sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), pytest.approx(100 * 0.4 / 3.99))]
+        ("sgtm-lr1", 0, pytest.approx(4.39), pytest.approx(3.99), pytest.approx(100 * 0.4 / 3.99))
+    ]
     assert "| sgtm-lr1 | 0 | 4.390 | 3.990 | +10.0% |" in write_report(tmp_path).read_text()
 
 
@@ -382,7 +420,11 @@ def test_each_run_kind_of_a_merged_report_gets_its_own_colour():
     kinds = [(f"sgtm d={d}", "sgtm") for d in (64, 128, 256)]
     kinds += [(f"weak d={d}", "weak_filter") for d in (64, 128, 256)] + [("strict", "strict_filter")]
     colors = kind_colors(kinds)
-    assert colors[0] == COLORS["sgtm"] and colors[3] == COLORS["weak_filter"] and colors[6] == COLORS["strict_filter"]
+    assert (
+        colors[0] == COLORS["sgtm"]
+        and colors[3] == COLORS["weak_filter"]
+        and colors[6] == COLORS["strict_filter"]
+    )
     assert len(set(colors)) == len(colors)
     many = kind_colors([(f"sgtm {i}", "sgtm") for i in range(len(EXTRA_COLORS) + 1)])
     assert len(set(many)) == len(many)

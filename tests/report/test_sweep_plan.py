@@ -55,14 +55,19 @@ def test_point_names_are_readable_and_unique():
 
 
 def test_reference_is_the_no_filter_run_of_the_same_seed():
-    refs = [("nf-0", {"method.name": "no_filter", "seed": 0}), ("nf-1", {"method.name": "no_filter", "seed": 1})]
+    refs = [
+        ("nf-0", {"method.name": "no_filter", "seed": 0}),
+        ("nf-1", {"method.name": "no_filter", "seed": 1}),
+    ]
     assert find_reference({"method.name": "sgtm", "labels.recall": 0.9, "seed": 1}, refs) == "nf-1"
     assert find_reference({"method.name": "sgtm", "seed": 2}, refs) is None
     assert find_reference({"method.name": "sgtm"}, refs) == "nf-0"
 
 
 def test_point_config_precedence_base_sweep_cli_grid():
-    spec = parse_spec({"base": BASE, "overrides": {"train.steps": 7, "train.lr": 0.01}, "grid": {"seed": [3]}})
+    spec = parse_spec(
+        {"base": BASE, "overrides": {"train.steps": 7, "train.lr": 0.01}, "grid": {"seed": [3]}}
+    )
     config = point_config(spec, {"seed": 3, "train.lr": 0.5}, ["train.steps=9", "seed=1"])
     assert config.train.steps == 9  # CLI beats the sweep file
     assert config.seed == 3  # grid values beat the CLI
@@ -120,7 +125,10 @@ def test_invalid_points_fail_before_training():
         plan(spec)
 
 
-NOVELS_PATHS = ["data.retain.path=../shared/data/literature/en.jsonl", "data.forget.path=../shared/data/literature/es.jsonl"]
+NOVELS_PATHS = [
+    "data.retain.path=../shared/data/literature/en.jsonl",
+    "data.forget.path=../shared/data/literature/es.jsonl",
+]
 TEXTBOOKS_PATHS = ["data.path=../shared/data/topics/openstax_textbooks.jsonl"]
 
 
@@ -130,7 +138,9 @@ SWEEP_FILES = sorted(p.relative_to(REPO / "configs").as_posix()
 
 
 def test_both_sweep_folders_are_covered():
-    assert any(f.startswith("sweeps/") for f in SWEEP_FILES) and any(f.startswith("experiments/") for f in SWEEP_FILES)
+    assert any(f.startswith("sweeps/") for f in SWEEP_FILES) and any(
+        f.startswith("experiments/") for f in SWEEP_FILES
+    )
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES)
@@ -138,7 +148,9 @@ def test_shipped_sweeps_plan_valid_configs(path):
     spec = load_spec(REPO / "configs" / path)
     name = Path(path).name
     # the real-text sweeps take their data paths on the command line, as the README shows
-    paths = NOVELS_PATHS if name.startswith("novels") else TEXTBOOKS_PATHS if name.startswith("textbooks") else []
+    paths = (
+        NOVELS_PATHS if name.startswith("novels") else TEXTBOOKS_PATHS if name.startswith("textbooks") else []
+    )
     runs = plan(spec, paths)
     assert runs and all(r.config is not None or r.kind == "unlearn" for r in runs)
     assert len({r.name for r in runs}) == len(runs)

@@ -35,7 +35,9 @@ def train_calls(monkeypatch):
 
 
 def train_steps(run_dir: Path) -> list[int]:
-    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    events = [
+        json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()
+    ]
     return [e["step"] for e in events if e["event"] == "train"]
 
 

@@ -50,7 +50,15 @@ def assert_identical(a: dict, b: dict) -> None:
 def test_run_directory_contract(tmp_path):
     run = tmp_path / "run"
     summary = train(cfg("train.steps=6", "eval.every=3"), run)
-    for name in ["config.yaml", "metrics.jsonl", "model.safetensors", "partition.json", "meta.json", "summary.json", "tokenizer.json"]:
+    for name in [
+        "config.yaml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "partition.json",
+        "meta.json",
+        "summary.json",
+        "tokenizer.json",
+    ]:
         assert (run / name).is_file(), name
     events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_events = [e for e in events if e["event"] == "train"]
@@ -130,7 +138,9 @@ def test_forget_only_updates_run_changes_only_forget_elements(tmp_path):
     )
     assert_identical(kept_before, kept_after)
     before, after = weights(tmp_path / "init"), weights(tmp_path / "trained")
-    assert any(not torch.equal(before[k], after[k]) for k in before if k not in never_masked), "forget units did not learn"
+    assert any(not torch.equal(before[k], after[k]) for k in before if k not in never_masked), (
+        "forget units did not learn"
+    )
     assert not torch.equal(before["norm_f.bias"], after["norm_f.bias"]), "the final norm must learn"
 
 
@@ -147,7 +157,9 @@ def test_weak_filter_skips_forget_labelled_steps(tmp_path):
 
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["partition.forget_heads=4", "model.n_heads=4", "labels.recall=1.5", "train.stepz=3"])
+        load_config(
+            None, ["partition.forget_heads=4", "model.n_heads=4", "labels.recall=1.5", "train.stepz=3"]
+        )
     msg = str(e.value)
     assert "labels.recall" in msg and "train.stepz" in msg
 
@@ -167,8 +179,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     train(load_config(None, args), reference)
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(_cli(tmp_path, *args, "--out", str(run)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(tmp_path, *args, "--out", str(run)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     ckpt = run / "checkpoints"
     while time.time() < deadline and proc.poll() is None:
@@ -181,7 +194,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert not (run / "summary.json").exists()
     saved = [int(p.name.split("-")[1]) for p in ckpt.iterdir() if p.name.startswith("step-")]
     assert saved and max(saved) < steps  # the resumed run really continues from mid-run
-    done = subprocess.run(_cli(tmp_path, *args, "--out", str(run), "--resume"), env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        _cli(tmp_path, *args, "--out", str(run), "--resume"), env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert_identical(weights(reference), weights(run))
 
@@ -192,8 +207,15 @@ def test_two_processes_equal_one(tmp_path):
     train(load_config(None, args), one)
     two = tmp_path / "two"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           *_cli(tmp_path, *args, "--out", str(two))[1:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *_cli(tmp_path, *args, "--out", str(two))[1:],
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = weights(one), weights(two)
@@ -208,6 +230,8 @@ def test_init_from_starts_with_the_source_weights(tmp_path):
     train(cfg("train.steps=3"), tmp_path / "source")
     train(cfg("train.steps=0", f"train.init_from={tmp_path / 'source'}", "seed=7"), tmp_path / "copy")
     assert_identical(weights(tmp_path / "source"), weights(tmp_path / "copy"))
-    assert (tmp_path / "copy" / "tokenizer.json").read_text() == (tmp_path / "source" / "tokenizer.json").read_text()
+    assert (tmp_path / "copy" / "tokenizer.json").read_text() == (
+        tmp_path / "source" / "tokenizer.json"
+    ).read_text()
     with pytest.raises(UserError, match="init_from"):
         train(cfg("train.steps=0", f"train.init_from={tmp_path / 'missing'}"), tmp_path / "bad")

@@ -24,7 +24,9 @@ def _setup(masking: str):
 
 
 def _rows(seed: int, n: int) -> torch.Tensor:
-    return torch.randint(0, MODEL.vocab_size, (n, MODEL.context + 1), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, MODEL.vocab_size, (n, MODEL.context + 1), generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _safe_elements(model, partition) -> dict[str, torch.Tensor]:

@@ -56,7 +56,9 @@ def torch_schedule(cfg: TrainConfig) -> list[float]:
     """The paper code's schedule: LinearLR(0.1 -> 1) over warm-up, then cosine to 0."""
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=cfg.lr)
-    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, end_factor=1.0, total_iters=cfg.warmup_steps)
+    warm = torch.optim.lr_scheduler.LinearLR(
+        opt, start_factor=0.1, end_factor=1.0, total_iters=cfg.warmup_steps
+    )
     cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps - cfg.warmup_steps, eta_min=0)
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[cfg.warmup_steps])
     lrs = []

@@ -19,7 +19,14 @@ from excise.data._topics import FactProbe, generate_topic_corpus
 BUILTIN_KINDS = ("bilingual", "topic")
 GENERATOR_VERSION = 1
 
-__all__ = ["BUILTIN_KINDS", "FactProbe", "bilingual_story", "generate_bilingual", "generate_topic", "generate_builtin"]
+__all__ = [
+    "BUILTIN_KINDS",
+    "FactProbe",
+    "bilingual_story",
+    "generate_bilingual",
+    "generate_topic",
+    "generate_builtin",
+]
 
 
 def _rng(seed: int, stream: str, index: int) -> random.Random:
@@ -47,7 +54,9 @@ def generate_topic(documents: int, seed: int = 0) -> tuple[dict[str, list[dict]]
     return generate_topic_corpus(documents, seed)
 
 
-def generate_builtin(kind: str, documents: int, seed: int = 0) -> tuple[dict[str, list[dict]], list[FactProbe] | None]:
+def generate_builtin(
+    kind: str, documents: int, seed: int = 0
+) -> tuple[dict[str, list[dict]], list[FactProbe] | None]:
     """Rows by domain for the built-in corpus ``kind``, plus probes (topic only)."""
     if kind == "bilingual":
         return generate_bilingual(documents, seed), None

@@ -35,8 +35,10 @@ def map_label(labels: LabelMap, value: str, key: str) -> str:
     if labels.retain is None or value in labels.retain:
         return "retain"
     known = labels.forget + labels.adjacent + labels.retain
-    raise UserError(f"{key}: unknown label value {value!r} in column {labels.field!r} "
-                    f"(known: {', '.join(known)}); add it to {key}.retain or fix the data")
+    raise UserError(
+        f"{key}: unknown label value {value!r} in column {labels.field!r} "
+        f"(known: {', '.join(known)}); add it to {key}.retain or fix the data"
+    )
 
 
 def text_digest(text: str) -> bytes:
@@ -62,7 +64,9 @@ class DocumentClassifier:
         self.kind = config.kind
         self.fields: tuple[str, ...] = (config.field,) if config.kind == "column" else ()
         self.forget_re = _pattern(config.keywords, config.regex) if config.kind == "keywords" else None
-        self.adjacent_re = _pattern(config.adjacent_keywords, config.regex) if config.kind == "keywords" else None
+        self.adjacent_re = (
+            _pattern(config.adjacent_keywords, config.regex) if config.kind == "keywords" else None
+        )
         self.token_model = token_model
         self.seed_digests = seed_digests  # documents the trained classifier saw
 
@@ -79,13 +83,19 @@ class DocumentClassifier:
             return [map_label(self.config, f[self.config.field], "labels.classifier") for f in fields]
         if self.kind == "keywords":
             return [
-                "forget" if self._hits(self.forget_re, t) else "adjacent" if self._hits(self.adjacent_re, t) else "retain"
+                "forget"
+                if self._hits(self.forget_re, t)
+                else "adjacent"
+                if self._hits(self.adjacent_re, t)
+                else "retain"
                 for t in texts
             ]
         return ["forget" if self.token_model.decision_document(t) > 0 else "retain" for t in tokens]
 
 
-def build_classifier(config: ClassifierConfig, tokenizer, vocab_size: int, progress: bool = False) -> DocumentClassifier:
+def build_classifier(
+    config: ClassifierConfig, tokenizer, vocab_size: int, progress: bool = False
+) -> DocumentClassifier:
     """The classifier of ``labels.classifier``; ``trained`` is fitted on its seed file here."""
     if config.kind != "trained":
         return DocumentClassifier(config)
@@ -93,8 +103,14 @@ def build_classifier(config: ClassifierConfig, tokenizer, vocab_size: int, progr
     from excise.data.corpus_files import records
     from excise.data.labeller import TokenClassifier
 
-    seed = EvaluationSet(path=config.seed_path, field=config.field, forget=config.forget,
-                         adjacent=config.adjacent, retain=config.retain, max_documents=config.seed_documents)
+    seed = EvaluationSet(
+        path=config.seed_path,
+        field=config.field,
+        forget=config.forget,
+        adjacent=config.adjacent,
+        retain=config.retain,
+        max_documents=config.seed_documents,
+    )
     # a reservoir sample of seed_documents over the whole file (a labelled file is often
     # sorted by label), in memory bounded by the sample
     rng = np.random.default_rng(0x5EED)
@@ -116,29 +132,39 @@ def build_classifier(config: ClassifierConfig, tokenizer, vocab_size: int, progr
     labels = [f for _, f in sample]
     y = np.asarray(labels)
     if y.all() or not y.any():
-        raise UserError(f"labels.classifier.seed_path: the {len(y)} seed documents must include both "
-                        "forget and other documents")
-    docs = [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+        raise UserError(
+            f"labels.classifier.seed_path: the {len(y)} seed documents must include both "
+            "forget and other documents"
+        )
+    docs = [
+        np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts, add_special_tokens=False)
+    ]
     model = TokenClassifier(vocab_size).fit_documents(docs, y)
     if progress:
-        print(f"[excise data] trained the labeller on {len(y)} seed documents ({int(y.sum())} forget)", flush=True)
+        print(
+            f"[excise data] trained the labeller on {len(y)} seed documents ({int(y.sum())} forget)",
+            flush=True,
+        )
     return DocumentClassifier(config, model, frozenset(text_digest(t) for t in texts))
 
 
 def measure(confusion: dict[str, dict[str, int]]) -> dict:
     """Document-level precision / recall of the forget label from ``confusion[true][predicted]``
     counts, plus the share flagged forget of each true domain."""
+
     def n(true=None, pred=None):
-        return sum(c for t, row in confusion.items() for p, c in row.items()
-                   if (true is None or t == true) and (pred is None or p == pred))
+        return sum(
+            c
+            for t, row in confusion.items()
+            for p, c in row.items()
+            if (true is None or t == true) and (pred is None or p == pred)
+        )
 
     tp, flagged, positives = n("forget", "forget"), n(pred="forget"), n(true="forget")
     return {
         "precision": tp / flagged if flagged else None,
         "recall": tp / positives if positives else None,
-        "flagged_share_by_domain": {
-            d: n(d, "forget") / n(d) for d in PREDICTED if n(d)
-        },
+        "flagged_share_by_domain": {d: n(d, "forget") / n(d) for d in PREDICTED if n(d)},
         "support": {d: n(d) for d in PREDICTED},
         "confusion": confusion,
     }

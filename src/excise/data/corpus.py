@@ -68,12 +68,20 @@ def _corpus_tokenizer(config: Config, root: Path, corpus_fp: dict, progress: boo
         tokenizer = load_tokenizer(config.tokenizer.path)
     else:
         budget = config.tokenizer.max_train_characters
-        key = packing.stable_hash({"corpus": corpus_fp, "vocab_size": config.model.vocab_size, "chars": budget,
-                                   "seed": config.seed, "test_fraction": config.data.test_fraction})
+        key = packing.stable_hash(
+            {
+                "corpus": corpus_fp,
+                "vocab_size": config.model.vocab_size,
+                "chars": budget,
+                "seed": config.seed,
+                "test_fraction": config.data.test_fraction,
+            }
+        )
         path = root / "tokenizers" / f"corpus-{key}.json"
         if path.is_file():
             tokenizer = Tokenizer.from_file(str(path))
         else:
+
             def texts() -> Iterator[str]:
                 left = budget
                 for index, (text, _) in enumerate(records(config.data.corpus)):
@@ -89,8 +97,10 @@ def _corpus_tokenizer(config: Config, root: Path, corpus_fp: dict, progress: boo
             _log(progress, f"trained BPE tokenizer on the corpus in {time.perf_counter() - t0:.1f}s")
             atomic_write_text(path, tokenizer.to_str())
     if tokenizer.get_vocab_size() > config.model.vocab_size:
-        raise UserError(f"the tokenizer has {tokenizer.get_vocab_size()} tokens but model.vocab_size is "
-                        f"{config.model.vocab_size}; raise model.vocab_size")
+        raise UserError(
+            f"the tokenizer has {tokenizer.get_vocab_size()} tokens but model.vocab_size is "
+            f"{config.model.vocab_size}; raise model.vocab_size"
+        )
     return tokenizer
 
 
@@ -135,16 +145,25 @@ class _Streams:
             f.close()
 
 
-def _build(config: Config, tokenizer: Tokenizer, classifier: DocumentClassifier, folder: Path, progress: bool) -> dict:
+def _build(
+    config: Config, tokenizer: Tokenizer, classifier: DocumentClassifier, folder: Path, progress: bool
+) -> dict:
     """Stream, label, tokenize and append every document; resumable via progress.json."""
     data, evaluation = config.data, config.data.evaluation
     dtype = packing.token_dtype(config.model.vocab_size)
     eos = np.asarray([eos_id(tokenizer)], dtype=dtype)
     state_file = folder / "progress.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {
-        "phases": {"evaluation": 0, "corpus": 0}, "lengths": {}, "documents": {},
-        "confusion": {}, "seed_overlap": 0,
-    }
+    state = (
+        json.loads(state_file.read_text())
+        if state_file.is_file()
+        else {
+            "phases": {"evaluation": 0, "corpus": 0},
+            "lengths": {},
+            "documents": {},
+            "confusion": {},
+            "seed_overlap": 0,
+        }
+    )
     if state["phases"]["corpus"] or state["phases"]["evaluation"]:
         _log(progress, f"resuming preparation after {state['phases']} documents")
     streams = _Streams(folder, dtype, state["lengths"])
@@ -152,7 +171,17 @@ def _build(config: Config, tokenizer: Tokenizer, classifier: DocumentClassifier,
     fields = tuple(dict.fromkeys(classifier.fields + ((evaluation.field,) if own_eval else ())))
     phases = [("corpus", records(data.corpus, fields))]
     if not own_eval:
-        phases.insert(0, ("evaluation", records(evaluation, tuple(dict.fromkeys(classifier.fields + (evaluation.field,))), "data.evaluation.path")))
+        phases.insert(
+            0,
+            (
+                "evaluation",
+                records(
+                    evaluation,
+                    tuple(dict.fromkeys(classifier.fields + (evaluation.field,))),
+                    "data.evaluation.path",
+                ),
+            ),
+        )
     try:
         for phase, stream in phases:
             done = state["phases"][phase]
@@ -160,8 +189,15 @@ def _build(config: Config, tokenizer: Tokenizer, classifier: DocumentClassifier,
             for chunk in _prefetch(_chunks(((r, i) for i, r in numbered))):
                 texts = [r[0] for r, _ in chunk]
                 indices = np.asarray([i for _, i in chunk])
-                is_test = np.ones(len(chunk), bool) if phase == "evaluation" else (
-                    held_out(indices, config.seed, data.test_fraction) if own_eval else np.zeros(len(chunk), bool))
+                is_test = (
+                    np.ones(len(chunk), bool)
+                    if phase == "evaluation"
+                    else (
+                        held_out(indices, config.seed, data.test_fraction)
+                        if own_eval
+                        else np.zeros(len(chunk), bool)
+                    )
+                )
                 encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
                 ids = [np.asarray(e.ids, dtype=dtype) for e in encoded]
                 predicted = classifier.label(texts, [r[1] for r, _ in chunk], ids)
@@ -194,15 +230,21 @@ def _finish(config: Config, state: dict, folder: Path, classifier: DocumentClass
     """Check the pools, cut every stream into windows, and write meta.json."""
     docs = state["documents"]
     if not docs.get("train_forget"):
-        raise UserError(f"labels.classifier ({classifier.kind}) labels no training document as forget; "
-                        "check its keywords / values, or the corpus")
+        raise UserError(
+            f"labels.classifier ({classifier.kind}) labels no training document as forget; "
+            "check its keywords / values, or the corpus"
+        )
     if not docs.get("train_retain"):
-        raise UserError(f"labels.classifier ({classifier.kind}) leaves the retain pool empty: every "
-                        "training document was labelled forget or adjacent")
+        raise UserError(
+            f"labels.classifier ({classifier.kind}) leaves the retain pool empty: every "
+            "training document was labelled forget or adjacent"
+        )
     for domain in ("forget", "retain"):
         if not docs.get(f"test_{domain}"):
-            raise DataError(f"data.evaluation: no held-out document is labelled {domain} (column "
-                            f"{config.data.evaluation.field!r}, values {getattr(config.data.evaluation, domain)})")
+            raise DataError(
+                f"data.evaluation: no held-out document is labelled {domain} (column "
+                f"{config.data.evaluation.field!r}, values {getattr(config.data.evaluation, domain)})"
+            )
     window = config.model.context + 1
     dtype = packing.token_dtype(config.model.vocab_size)
     sequences = {}
@@ -210,14 +252,25 @@ def _finish(config: Config, state: dict, folder: Path, classifier: DocumentClass
         raw = folder / f"{name}.bin"
         n_rows = _windows_file(raw, n_tokens, window, folder / f"{name}.npy", dtype)
         if n_rows < 1:
-            raise DataError(f"{name.replace('_', ' pool ', 1)}: {docs[name]} documents, {n_tokens} tokens, fewer than "
-                            f"one sequence of {window} (model.context + 1); add documents or lower model.context")
+            raise DataError(
+                f"{name.replace('_', ' pool ', 1)}: {docs[name]} documents, {n_tokens} tokens, fewer than "
+                f"one sequence of {window} (model.context + 1); add documents or lower model.context"
+            )
         sequences[name] = n_rows
         raw.unlink()
-    report = {"kind": classifier.kind, **measure(state["confusion"]), "seed_overlap_skipped": state["seed_overlap"],
-              "pool_documents": {n[6:]: c for n, c in docs.items() if n.startswith("train_")}}
-    meta = {"format": CORPUS_FORMAT, "documents": docs, "tokens": state["lengths"], "sequences": sequences,
-            "labeller": report}
+    report = {
+        "kind": classifier.kind,
+        **measure(state["confusion"]),
+        "seed_overlap_skipped": state["seed_overlap"],
+        "pool_documents": {n[6:]: c for n, c in docs.items() if n.startswith("train_")},
+    }
+    meta = {
+        "format": CORPUS_FORMAT,
+        "documents": docs,
+        "tokens": state["lengths"],
+        "sequences": sequences,
+        "labeller": report,
+    }
     (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     return meta
 
@@ -253,15 +306,23 @@ def _prefetch(chunks: Iterator[list]) -> Iterator[list]:
 def _cache_key(config: Config, tokenizer: Tokenizer, corpus_fp: dict) -> str:
     classifier = {**config.labels.classifier.model_dump(mode="json"), "version": CLASSIFIER_VERSION}
     if classifier["seed_path"]:
-        classifier["seed_file"] = fingerprint(config.data.evaluation.model_copy(update={"path": classifier["seed_path"]}))
+        classifier["seed_file"] = fingerprint(
+            config.data.evaluation.model_copy(update={"path": classifier["seed_path"]})
+        )
     evaluation = config.data.evaluation
-    return packing.stable_hash({
-        "format": CORPUS_FORMAT, "corpus": corpus_fp, "classifier": classifier,
-        "evaluation": fingerprint(evaluation) if evaluation.path else evaluation.model_dump(mode="json"),
-        "tokenizer": packing.stable_hash(tokenizer.to_str()), "context": config.model.context,
-        "dtype": str(packing.token_dtype(config.model.vocab_size)), "test_fraction": config.data.test_fraction,
-        "seed": config.seed,
-    })
+    return packing.stable_hash(
+        {
+            "format": CORPUS_FORMAT,
+            "corpus": corpus_fp,
+            "classifier": classifier,
+            "evaluation": fingerprint(evaluation) if evaluation.path else evaluation.model_dump(mode="json"),
+            "tokenizer": packing.stable_hash(tokenizer.to_str()),
+            "context": config.model.context,
+            "dtype": str(packing.token_dtype(config.model.vocab_size)),
+            "test_fraction": config.data.test_fraction,
+            "seed": config.seed,
+        }
+    )
 
 
 def prepare_corpus(config: Config, run_dir: Path | None = None, progress: bool = True):
@@ -283,7 +344,9 @@ def prepare_corpus(config: Config, run_dir: Path | None = None, progress: bool =
             if not (final / "meta.json").is_file():
                 partial = tokens_dir / f"{key}.partial"
                 partial.mkdir(exist_ok=True)
-                classifier = build_classifier(config.labels.classifier, tokenizer, config.model.vocab_size, progress)
+                classifier = build_classifier(
+                    config.labels.classifier, tokenizer, config.model.vocab_size, progress
+                )
                 state = _build(config, tokenizer, classifier, partial, progress)
                 _finish(config, state, partial, classifier)
                 os.replace(partial, final)
@@ -293,13 +356,21 @@ def prepare_corpus(config: Config, run_dir: Path | None = None, progress: bool =
     test = {n[5:]: a for n, a in arrays.items() if n.startswith("test_")}
     report = meta["labeller"]
     # printed for every run (rank 0 writes the run directory), progress bars or not
-    _log(progress or run_dir is not None, f"labeller ({report['kind']}) on {sum(report['support'].values())} labelled held-out documents: "
-         f"precision {_fmt(report['precision'])}, recall {_fmt(report['recall'])}; pools {report['pool_documents']}")
+    _log(
+        progress or run_dir is not None,
+        f"labeller ({report['kind']}) on {sum(report['support'].values())} labelled held-out documents: "
+        f"precision {_fmt(report['precision'])}, recall {_fmt(report['recall'])}; pools {report['pool_documents']}",
+    )
     if run_dir is not None:
         atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())
         atomic_write_text(Path(run_dir) / "labeller.json", json.dumps(report, indent=1, sort_keys=True))
-    stats = {"cache_key": key, "documents": meta["documents"], "tokens": meta["tokens"],
-             "sequences": meta["sequences"], "timings_s": {"prepare": round(time.perf_counter() - t0, 3)}}
+    stats = {
+        "cache_key": key,
+        "documents": meta["documents"],
+        "tokens": meta["tokens"],
+        "sequences": meta["sequences"],
+        "timings_s": {"prepare": round(time.perf_counter() - t0, 3)},
+    }
     return PreparedData(tokenizer=tokenizer, train=train, test=test, labeller_report=report, stats=stats)
 
 

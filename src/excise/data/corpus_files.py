@@ -86,10 +86,14 @@ def _parquet_records(path: Path, text_field: str, fields: tuple[str, ...]) -> It
                 yield _text_of(row, text_field, f"{path}, row {index}"), _pick(row, fields, str(path))
 
 
-def _hub_records(hub: str, config: str | None, split: str, text_field: str, fields: tuple[str, ...]) -> Iterator[Record]:
+def _hub_records(
+    hub: str, config: str | None, split: str, text_field: str, fields: tuple[str, ...]
+) -> Iterator[Record]:
     if not hub_reachable():  # streamed only: a corpus is never downloaded whole
-        raise UserError(f"data.corpus.hub {hub!r}: the Hugging Face hub cannot be reached; "
-                        "download it and point data.corpus.path at the files")
+        raise UserError(
+            f"data.corpus.hub {hub!r}: the Hugging Face hub cannot be reached; "
+            "download it and point data.corpus.path at the files"
+        )
     try:
         import datasets
     except ImportError:
@@ -132,7 +136,9 @@ def records(source, fields: tuple[str, ...] = (), key: str = "data.corpus") -> I
     if hub is not None:
         stream = _hub_records(hub, source.hub_config, source.split, source.text_field, fields)
     else:
-        stream = (r for f in corpus_files(source.path, key) for r in file_records(f, source.text_field, fields))
+        stream = (
+            r for f in corpus_files(source.path, key) for r in file_records(f, source.text_field, fields)
+        )
     limit = source.max_documents
     for n, record in enumerate(stream):
         if limit is not None and n >= limit:

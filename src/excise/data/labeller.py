@@ -42,7 +42,9 @@ class TokenClassifier:
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
         return x
 
-    def fit(self, tokens: np.ndarray, labels: np.ndarray, steps: int = 300, lr: float = 2.0) -> TokenClassifier:
+    def fit(
+        self, tokens: np.ndarray, labels: np.ndarray, steps: int = 300, lr: float = 2.0
+    ) -> TokenClassifier:
         """Full-batch gradient descent on the L2-regularised mean log-loss.
 
         Started from w = 0, every iterate lies in the span of the seed rows, w = Xᵀα, so the
@@ -51,7 +53,9 @@ class TokenClassifier:
         """
         return self._fit_dense(self.features(tokens), labels, steps, lr)
 
-    def fit_documents(self, documents: list[np.ndarray], labels: np.ndarray, steps: int = 300, lr: float = 2.0) -> TokenClassifier:
+    def fit_documents(
+        self, documents: list[np.ndarray], labels: np.ndarray, steps: int = 300, lr: float = 2.0
+    ) -> TokenClassifier:
         """:meth:`fit` on whole documents of any length (1-D token arrays), not windows."""
         x = np.zeros((len(documents), self.dim), dtype=np.float32)
         for i, doc in enumerate(documents):
@@ -108,7 +112,9 @@ def _measure(predicted: dict[str, np.ndarray]) -> dict:
         "recall": tp / (tp + fn) if tp + fn else None,
         "accuracy": (tp + tn) / total if total else None,
         "fpr": fp / (fp + tn) if fp + tn else None,
-        "fpr_by_domain": {d: float(p.mean()) if len(p) else None for d, p in predicted.items() if d != "forget"},
+        "fpr_by_domain": {
+            d: float(p.mean()) if len(p) else None for d, p in predicted.items() if d != "forget"
+        },
         "support": {d: len(p) for d, p in predicted.items()},
     }
 
@@ -134,7 +140,9 @@ def train_labeller(
     picks_x.append(np.asarray(train["forget"][np.sort(rows)]))
     picks_y.append(np.ones(n_forget))
     for d in others:
-        k = min(len(train[d]), max(1, round((seed_documents - n_forget) * len(train[d]) / max(1, other_total))))
+        k = min(
+            len(train[d]), max(1, round((seed_documents - n_forget) * len(train[d]) / max(1, other_total)))
+        )
         rows = rng.choice(len(train[d]), size=k, replace=False)
         picks_x.append(np.asarray(train[d][np.sort(rows)]))
         picks_y.append(np.zeros(k))

@@ -44,7 +44,9 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.int32)
 
 
-def split_documents(n_documents: int, test_fraction: float, seed: int, domain: str) -> tuple[np.ndarray, np.ndarray]:
+def split_documents(
+    n_documents: int, test_fraction: float, seed: int, domain: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint (train, test) document indices, each sorted; at least one test document when n ≥ 2."""
     rng = np.random.default_rng([seed, 0x5_1177, sum(domain.encode())])
     order = rng.permutation(n_documents)

@@ -112,7 +112,9 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
     if tok_cfg.path is not None:
         tokenizer = load_tokenizer(tok_cfg.path)
     else:
-        chosen = {"all": corpus.domains, "retain": ["retain"], "retain+adjacent": ["retain", "adjacent"]}[tok_cfg.train_on]
+        chosen = {"all": corpus.domains, "retain": ["retain"], "retain+adjacent": ["retain", "adjacent"]}[
+            tok_cfg.train_on
+        ]
         chosen = [d for d in chosen if d in corpus.domains]
         key = packing.stable_hash(
             {
@@ -135,7 +137,10 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
                 training_texts(train_docs, tok_cfg.max_train_characters), config.model.vocab_size, progress
             )
             corpus.timings["tokenizer"] = time.perf_counter() - t0
-            _log(progress, f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) on {'+'.join(chosen)} in {time.perf_counter() - t0:.1f}s")
+            _log(
+                progress,
+                f"trained BPE tokenizer ({tokenizer.get_vocab_size()} tokens) on {'+'.join(chosen)} in {time.perf_counter() - t0:.1f}s",
+            )
             atomic_write_text(path, tokenizer.to_str())
     if tokenizer.get_vocab_size() > config.model.vocab_size:
         raise UserError(
@@ -145,7 +150,9 @@ def _get_tokenizer(config: Config, corpus: _Corpus, splits: dict, root: Path, pr
     return tokenizer
 
 
-def _pack_all(config: Config, corpus: _Corpus, splits: dict, tokenizer: Tokenizer, root: Path, key: str, progress: bool) -> None:
+def _pack_all(
+    config: Config, corpus: _Corpus, splits: dict, tokenizer: Tokenizer, root: Path, key: str, progress: bool
+) -> None:
     docs = corpus.documents()
     window = config.model.context + 1
     dtype = packing.token_dtype(config.model.vocab_size)
@@ -163,8 +170,12 @@ def _pack_all(config: Config, corpus: _Corpus, splits: dict, tokenizer: Tokenize
             for split_name, indices in zip(("train", "test"), splits[d]):
                 subset = [docs[d][i] for i in indices]
                 raw = builder.path(f"{split_name}_{d}.bin")
-                n_tokens = packing.write_token_stream(subset, tokenizer, eos, raw, dtype, bar.update if bar else None)
-                n_rows = packing.windows_from_stream(raw, n_tokens, window, builder.path(f"{split_name}_{d}.npy"), dtype)
+                n_tokens = packing.write_token_stream(
+                    subset, tokenizer, eos, raw, dtype, bar.update if bar else None
+                )
+                n_rows = packing.windows_from_stream(
+                    raw, n_tokens, window, builder.path(f"{split_name}_{d}.npy"), dtype
+                )
                 if n_rows < 1:
                     hint = "data.test_fraction" if split_name == "test" else "the data"
                     raise DataError(
@@ -182,7 +193,9 @@ def _pack_all(config: Config, corpus: _Corpus, splits: dict, tokenizer: Tokenize
         probes = corpus.probes
         if probes is not None:  # so a cache hit needs no corpus generation
             builder.path("probes.json").write_text(json.dumps([asdict(p) for p in probes]))
-        builder.publish({"domains": corpus.domains, "stats": stats, "key": key, "context": config.model.context})
+        builder.publish(
+            {"domains": corpus.domains, "stats": stats, "key": key, "context": config.model.context}
+        )
     except BaseException:
         builder.abandon()
         raise
@@ -210,7 +223,9 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         if not splits_cache:
             docs = corpus.documents()
             for d in corpus.domains:
-                splits_cache[d] = packing.split_documents(len(docs[d]), config.data.test_fraction, config.seed, d)
+                splits_cache[d] = packing.split_documents(
+                    len(docs[d]), config.data.test_fraction, config.seed, d
+                )
         return splits_cache
 
     # a cached (or given) tokenizer needs no documents; a fresh one reads the train splits
@@ -232,7 +247,10 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         t0 = time.perf_counter()
         _pack_all(config, corpus, splits(), tokenizer, root, key, progress)
         corpus.timings["pack"] = time.perf_counter() - t0
-        _log(progress, f"tokenized and packed in {time.perf_counter() - t0:.1f}s (cache {root / 'tokens' / key})")
+        _log(
+            progress,
+            f"tokenized and packed in {time.perf_counter() - t0:.1f}s (cache {root / 'tokens' / key})",
+        )
         cached = packing.load_cached(root, key)
         assert cached is not None
     meta, train, test = cached
@@ -255,7 +273,10 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
         forget_flags, labeller_report = train_labeller(
             train, test, config.model.vocab_size, config.labels.seed_documents, config.seed
         )
-        _log(progress, f"labeller held-out precision {labeller_report['precision']} recall {labeller_report['recall']}")
+        _log(
+            progress,
+            f"labeller held-out precision {labeller_report['precision']} recall {labeller_report['recall']}",
+        )
 
     if run_dir is not None:
         atomic_write_text(Path(run_dir) / "tokenizer.json", tokenizer.to_str())

@@ -85,7 +85,9 @@ def false_positive_rates(config: Config, shares: dict[str, float]) -> dict[str, 
 class StepSchedule:
     """Which domain, which rows and which label each optimizer step gets (pure in step)."""
 
-    def __init__(self, config: Config, train_sizes: dict[str, int], forget_flags: dict[str, np.ndarray] | None = None):
+    def __init__(
+        self, config: Config, train_sizes: dict[str, int], forget_flags: dict[str, np.ndarray] | None = None
+    ):
         unknown = [d for d in train_sizes if d not in DOMAINS]
         if unknown:
             raise UserError(f"unknown domain name(s) {unknown}; domains are {', '.join(DOMAINS)}")
@@ -103,7 +105,8 @@ class StepSchedule:
         natural = {d: n / total for d, n in self.sizes.items()}
         sources = config.data.sources()
         weights = {
-            d: (sources[d].weight if d in sources and sources[d].weight is not None else natural[d]) for d in self.domains
+            d: (sources[d].weight if d in sources and sources[d].weight is not None else natural[d])
+            for d in self.domains
         }
         z = sum(weights.values())
         self.probabilities = {d: w / z for d, w in weights.items()}
@@ -190,10 +193,14 @@ class StepSchedule:
             "precision": tp / flagged if flagged else None,
             "fpr": fp / other_steps if other_steps else None,
             "fpr_by_domain": {
-                d: c["forget"] / sum(c.values()) if sum(c.values()) else None for d, c in counts.items() if d != "forget"
+                d: c["forget"] / sum(c.values()) if sum(c.values()) else None
+                for d, c in counts.items()
+                if d != "forget"
             },
             "retain_labelled_share": (
-                sum(c["retain"] for d, c in counts.items() if d != "forget") / retain_classified if retain_classified else None
+                sum(c["retain"] for d, c in counts.items() if d != "forget") / retain_classified
+                if retain_classified
+                else None
             ),
             "requested": {
                 "probabilities": self.probabilities,

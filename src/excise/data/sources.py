@@ -60,7 +60,9 @@ class Condition:
 
     def matches(self, row: dict, where: str) -> bool:
         if self.field not in row:
-            raise DataError(f"{where}: filter key {self.field!r} is missing (keys: {', '.join(map(str, row))})")
+            raise DataError(
+                f"{where}: filter key {self.field!r} is missing (keys: {', '.join(map(str, row))})"
+            )
         value = str(row[self.field])
         inside = value in self.values
         return inside if self.op in ("==", "in") else not inside
@@ -113,7 +115,9 @@ def _text_of(row: object, text_field: str, where: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:  # JSON escapes such as "\ud800" decode to lone surrogates
-        raise DataError(f"{where}: key {text_field!r} holds a lone surrogate ({e.object[e.start]!r}), not Unicode text") from None
+        raise DataError(
+            f"{where}: key {text_field!r} holds a lone surrogate ({e.object[e.start]!r}), not Unicode text"
+        ) from None
     return text
 
 
@@ -149,7 +153,9 @@ def _iter_datasets(path: Path, builder: str, text_field: str, conditions: list[C
     try:
         import datasets
     except ImportError:
-        raise UserError(f"{path}: reading {kind} needs the datasets package (pip install 'excise[hf]')") from None
+        raise UserError(
+            f"{path}: reading {kind} needs the datasets package (pip install 'excise[hf]')"
+        ) from None
     try:
         rows = iter(datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True))
     except Exception as e:  # datasets raises many types for unreadable files
@@ -178,7 +184,9 @@ def _iter_jsonl(path: Path, text_field: str, conditions: list[Condition]) -> Ite
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{where}: not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+                raise DataError(
+                    f"{where}: not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r})"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -293,11 +301,15 @@ def _iter_hub(source: DataSource, domain: str, conditions: list[Condition]) -> I
         try:
             import datasets
         except ImportError:
-            raise UserError(f"data.{domain}.hub needs the datasets package (pip install 'excise[hf]')") from None
+            raise UserError(
+                f"data.{domain}.hub needs the datasets package (pip install 'excise[hf]')"
+            ) from None
         try:
             ds = datasets.load_dataset(source.hub, source.hub_config, split=source.split, streaming=online)
         except Exception as e:
-            reason = "the Hugging Face hub cannot be reached and no cached copy exists" if not online else str(e)
+            reason = (
+                "the Hugging Face hub cannot be reached and no cached copy exists" if not online else str(e)
+            )
             raise UserError(
                 f"data.{domain}.hub {source.hub!r} (split {source.split!r}) could not be loaded: {reason}. "
                 f"Download it where there is network and point data.{domain}.path at a local file."

@@ -21,7 +21,9 @@ _EOS_CANDIDATES = (EOS, "</s>", "<eos>", "<|end_of_text|>", "[SEP]", "<|im_end|>
 def train_tokenizer(texts: Iterable[str], vocab_size: int, progress: bool = False) -> Tokenizer:
     """Train a byte-level BPE of at most ``vocab_size`` tokens (256 bytes + EOS + merges)."""
     if vocab_size < 257:
-        raise UserError(f"model.vocab_size ({vocab_size}) must be at least 257 for a byte-level BPE (256 bytes + end-of-text)")
+        raise UserError(
+            f"model.vocab_size ({vocab_size}) must be at least 257 for a byte-level BPE (256 bytes + end-of-text)"
+        )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()

@@ -16,7 +16,9 @@ def cli_eval(args: argparse.Namespace) -> int:
     for variant in ("full", "ablated", "calibrated"):
         if variant in result:
             row = result[variant]
-            print(f"{variant:<12}" + "".join(f"{row[d]:>10.4f}" if d in row else f"{'-':>10}" for d in DOMAINS))
+            print(
+                f"{variant:<12}" + "".join(f"{row[d]:>10.4f}" if d in row else f"{'-':>10}" for d in DOMAINS)
+            )
     if "probes" in result:
         print("probes:", json.dumps(result["probes"]))
     print(f"wrote {args.run_dir}/eval.json")

@@ -92,8 +92,9 @@ def losses_by_domain(
     model: GPT, arrays: dict, cfg: EvalConfig, device: str, bias: torch.Tensor | None = None
 ) -> dict[str, LossStat]:
     return {
-        d: domain_loss(model, arrays[d], batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
-                       device=device, bias=bias)
+        d: domain_loss(
+            model, arrays[d], batch_size=cfg.batch_size, max_tokens=cfg.max_tokens, device=device, bias=bias
+        )
         for d in DOMAINS
         if arrays.get(d) is not None and len(arrays[d]) > 0
     }
@@ -107,8 +108,16 @@ def is_bilingual(config: Config) -> bool:
     return bool(src and src.path and Path(src.path).stem.lower() in ("es", "spanish"))
 
 
-def language_probe(model: GPT, tokenizer, forget_test, device: str, n: int = 8, prompt_tokens: int = 8,
-                   new_tokens: int = 32, seed: int = 0) -> float | None:
+def language_probe(
+    model: GPT,
+    tokenizer,
+    forget_test,
+    device: str,
+    n: int = 8,
+    prompt_tokens: int = 8,
+    new_tokens: int = 32,
+    seed: int = 0,
+) -> float | None:
     """Forget-language share of generations prompted by the first tokens of forget test text."""
     if tokenizer is None or forget_test is None or len(forget_test) == 0:
         return None
@@ -146,8 +155,10 @@ def evaluate_model(
         details["calibrated"] = losses_by_domain(released, data.test, cfg, device, bias)
         result["calibration"] = {
             "applied_to": "ablated" if partitioned else "full",
-            "steps": cfg.calibration_steps, "lr": cfg.calibration_lr,
-            "alpha": cfg.calibration_alpha, "beta": cfg.calibration_beta,
+            "steps": cfg.calibration_steps,
+            "lr": cfg.calibration_lr,
+            "alpha": cfg.calibration_alpha,
+            "beta": cfg.calibration_beta,
         }
     for name, stats in details.items():
         result[name] = {d: s.mean for d, s in stats.items()}
@@ -199,8 +210,15 @@ def evaluate_run(
     if data is None:
         data = prepare_run_data(config, run_dir)
     result = evaluate_model(
-        run.model, run.partition, data, config.eval, dev, calibrate, seed=config.seed,
-        probes=probes, bilingual=is_bilingual(config),
+        run.model,
+        run.partition,
+        data,
+        config.eval,
+        dev,
+        calibrate,
+        seed=config.seed,
+        probes=probes,
+        bilingual=is_bilingual(config),
     )
     result["method"] = _method_label(run_dir, config)
     result["partitioned"] = run.partitioned

@@ -53,8 +53,12 @@ def released_model(model: GPT, partition: Partition) -> GPT:
 
 def relearn_train_config(cfg: RelearnConfig) -> TrainConfig:
     return TrainConfig(
-        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
-        schedule=cfg.schedule, min_lr_ratio=0.0 if cfg.schedule != "constant" else 1.0,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        schedule=cfg.schedule,
+        min_lr_ratio=0.0 if cfg.schedule != "constant" else 1.0,
     )
 
 
@@ -87,8 +91,9 @@ def relearn_model(
     def measure(arr) -> float | None:
         if arr is None or len(arr) == 0:
             return None
-        return domain_loss(model, arr, batch_size=eval_batch_size, max_tokens=eval_max_tokens,
-                           device=device).mean
+        return domain_loss(
+            model, arr, batch_size=eval_batch_size, max_tokens=eval_max_tokens, device=device
+        ).mean
 
     steps, forget_curve, retain_curve = [], [], []
 
@@ -104,8 +109,9 @@ def relearn_model(
         if other is not None and cfg.batch_size - n_forget > 0:
             parts.append(other[rng.integers(0, len(other), cfg.batch_size - n_forget)])
         batch = torch.cat(parts).to(device)
-        train_step(model, optimizer, Partition(), method, train_cfg, [batch], Mode.DEFAULT,
-                   lr_at(step, train_cfg))
+        train_step(
+            model, optimizer, Partition(), method, train_cfg, [batch], Mode.DEFAULT, lr_at(step, train_cfg)
+        )
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
             record(done)
@@ -131,8 +137,13 @@ def reference_forget_loss(reference_dir: str | Path, data, config: Config, devic
     forget_test = data.test.get("forget")
     if forget_test is None:
         raise UserError(f"no forget test data to measure the reference {reference_dir} on")
-    return domain_loss(ref.model, forget_test, batch_size=config.eval.batch_size,
-                       max_tokens=config.eval.max_tokens, device=device).mean
+    return domain_loss(
+        ref.model,
+        forget_test,
+        batch_size=config.eval.batch_size,
+        max_tokens=config.eval.max_tokens,
+        device=device,
+    ).mean
 
 
 def relearn_run(
@@ -159,13 +170,19 @@ def relearn_run(
         raise UserError(f"{run_dir}: the run's data has no forget training sequences to relearn on")
     others = [a for d, a in data.train.items() if d != "forget" and a is not None and len(a) > 0]
     other = np.concatenate([np.asarray(a) for a in others]) if others else None
-    reference = (
-        reference_forget_loss(reference_dir, data, config, dev) if reference_dir is not None else None
-    )
+    reference = reference_forget_loss(reference_dir, data, config, dev) if reference_dir is not None else None
     model = released_model(run.model, run.partition)
     result = relearn_model(
-        model, forget_train, other, data.test.get("forget"), data.test.get("retain"),
-        config.relearn, config.eval.batch_size, config.eval.max_tokens, dev, reference,
+        model,
+        forget_train,
+        other,
+        data.test.get("forget"),
+        data.test.get("retain"),
+        config.relearn,
+        config.eval.batch_size,
+        config.eval.max_tokens,
+        dev,
+        reference,
     )
     result["released"] = "ablated" if run.partitioned else "as-is"
     result["reference_run"] = None if reference_dir is None else str(reference_dir)

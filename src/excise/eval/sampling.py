@@ -63,7 +63,9 @@ def sample_ids(
     if not prompt:
         raise UserError("sampling needs at least one prompt token")
     fits = model.config.positions != "learned" or len(prompt) + max_new_tokens <= context
-    if backend == "transformers" or (backend == "auto" and fits and (hf_model is not None or transformers_backend_available(model))):
+    if backend == "transformers" or (
+        backend == "auto" and fits and (hf_model is not None or transformers_backend_available(model))
+    ):
         if not fits:
             raise UserError(
                 f"{len(prompt)} prompt + {max_new_tokens} new tokens exceed the context "

@@ -58,8 +58,6 @@ def _source(src) -> str:
     return f"{origin}, field `{src.text_field}`{extra}"
 
 
-
-
 def _dataset_ids(config: Config | None, domain: str) -> tuple[str, str]:
     """(dataset_type, dataset_name) of one domain's data for model-index."""
     if config is None:
@@ -80,9 +78,7 @@ def card_data(result: ExportResult, config: Config | None, run_dir: Path | None,
     builtin = config.data.builtin if config is not None and config.data.use_builtin else None
     license_id = meta.license or (BUILTIN_LICENSE if builtin else "unknown")
     language = meta.language or (BUILTIN_LANGUAGES.get(builtin) if builtin else None)
-    datasets = (
-        sorted({s.hub for s in config.data.sources().values() if s.hub}) if config is not None else []
-    )
+    datasets = sorted({s.hub for s in config.data.sources().values() if s.hub}) if config is not None else []
     run_meta = read_record_lenient(run_dir / META, Meta) if run_dir is not None else None
     base_model = meta.base_model or (run_meta.get("base_model") if isinstance(run_meta, dict) else None)
     variant = "ablated" if result.ablated else "full"
@@ -228,7 +224,11 @@ def model_card(
     if run_dir is not None:
         ev = read_record_lenient(run_dir / EVAL, EvalRecord)
         if isinstance(ev, dict) and ev:
-            domains = [d for d in ("forget", "adjacent", "retain") if any(d in v for v in ev.values() if isinstance(v, dict))]
+            domains = [
+                d
+                for d in ("forget", "adjacent", "retain")
+                if any(d in v for v in ev.values() if isinstance(v, dict))
+            ]
             lines += ["", "## Evaluation (excise, held-out mean token loss in nats)", ""]
             lines.append("| model | " + " | ".join(domains) + " |")
             lines.append("|---|" + "---|" * len(domains))

@@ -269,9 +269,13 @@ def export_model(
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"export directory {out} exists and is not empty; choose another --out or pass --overwrite")
+            raise UserError(
+                f"export directory {out} exists and is not empty; choose another --out or pass --overwrite"
+            )
         if not (out / EXPORT_INFO).is_file():  # e.g. --out pointing at the run itself
-            raise UserError(f"{out} is not an excise export (it has no {EXPORT_INFO}); --overwrite replaces only exports")
+            raise UserError(
+                f"{out} is not an excise export (it has no {EXPORT_INFO}); --overwrite replaces only exports"
+            )
     family = hf_family(model.config)
     check_output_bias(model)
     original_counts = count_elements(model, partition) if not partition.empty else None
@@ -311,15 +315,26 @@ def export_model(
         }
         atomic_write_text(tmp / EXPORT_INFO, json.dumps(info, indent=1) + "\n")
         model_card(
-            result, model, partition, config=config, run_dir=run_dir, counts=original_counts,
-            has_tokenizer=tokenizer_json is not None, meta=card,
+            result,
+            model,
+            partition,
+            config=config,
+            run_dir=run_dir,
+            counts=original_counts,
+            has_tokenizer=tokenizer_json is not None,
+            meta=card,
         ).save(tmp / "README.md")
     return result
 
 
 def export_hf(
-    run_dir: str | Path, out: str | Path, *, ablated: bool = False, prune_units: bool = False,
-    overwrite: bool = False, card: CardMetadata | None = None,
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    ablated: bool = False,
+    prune_units: bool = False,
+    overwrite: bool = False,
+    card: CardMetadata | None = None,
 ) -> ExportResult:
     """Export a finished run directory (see :func:`export_model`)."""
     from excise.run import TOKENIZER, load_run
@@ -327,9 +342,16 @@ def export_hf(
     run = load_run(run_dir)
     tok = run.dir / TOKENIZER
     return export_model(
-        run.model, run.partition, out, ablated=ablated, prune_units=prune_units,
-        tokenizer_json=tok if tok.is_file() else None, config=run.config, run_dir=run.dir,
-        overwrite=overwrite, card=card,
+        run.model,
+        run.partition,
+        out,
+        ablated=ablated,
+        prune_units=prune_units,
+        tokenizer_json=tok if tok.is_file() else None,
+        config=run.config,
+        run_dir=run.dir,
+        overwrite=overwrite,
+        card=card,
     )
 
 

@@ -27,7 +27,9 @@ class Upload:
 def folder_files(folder: Path) -> list[tuple[str, int]]:
     """Every file under ``folder`` as (relative POSIX path, size), sorted."""
     folder = Path(folder)
-    return sorted((p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
+    return sorted(
+        (p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*") if p.is_file()
+    )
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -36,7 +38,11 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def push_folder(
-    folder: str | Path, repo_id: str, *, private: bool = False, dry_run: bool = False,
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    dry_run: bool = False,
     commit_message: str = "excise export",
 ) -> Upload:
     """Upload ``folder`` to the model repo ``repo_id`` (created if missing)."""

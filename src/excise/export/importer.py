@@ -116,8 +116,7 @@ def model_config_from_hf(hf: dict) -> ModelConfig:
             norm_eps=hf.get("rms_norm_eps", 1e-6), init_std=hf.get("initializer_range", 0.02),
         )  # fmt: skip
     raise UserError(
-        f"cannot import model_type {kind!r}: supported transformers architectures are gpt_neo "
-        "and llama"
+        f"cannot import model_type {kind!r}: supported transformers architectures are gpt_neo and llama"
     )
 
 
@@ -171,9 +170,7 @@ def _chosen_last(total: int, chosen: list[int] | None, count: int, what: str, la
     if chosen is None:
         chosen = list(range(total - count, total))
     if len(chosen) != count or len(set(chosen)) != count or any(not 0 <= c < total for c in chosen):
-        raise UserError(
-            f"layer {layer}: need {count} distinct {what} ids in 0..{total - 1}, got {chosen}"
-        )
+        raise UserError(f"layer {layer}: need {count} distinct {what} ids in 0..{total - 1}, got {chosen}")
     rest = [i for i in range(total) if i not in set(chosen)]
     return rest + chosen
 
@@ -234,7 +231,9 @@ def _expanded(model: GPT, extra_heads: int, extra_units: int, seed: int) -> GPT:
             continue
         target[: source.shape[0]].copy_(source)  # q/k/v/up/gate rows and their biases
         if target.dim() == 2:
-            fresh = torch.randn(target.shape[0] - source.shape[0], target.shape[1], generator=gen, dtype=torch.float64)
+            fresh = torch.randn(
+                target.shape[0] - source.shape[0], target.shape[1], generator=gen, dtype=torch.float64
+            )
             target[source.shape[0] :].copy_((fresh * std).to(dtype))
     return big
 
@@ -275,9 +274,13 @@ def import_hf(
             if i not in layers:
                 continue
             if fh:
-                _permute_heads(block, _chosen_last(cfg.n_heads, _per_layer(forget_head_ids, i), fh, "head", i))
+                _permute_heads(
+                    block, _chosen_last(cfg.n_heads, _per_layer(forget_head_ids, i), fh, "head", i)
+                )
             if fu:
-                _permute_units(block, _chosen_last(cfg.resolved_d_ff, _per_layer(forget_unit_ids, i), fu, "MLP unit", i))
+                _permute_units(
+                    block, _chosen_last(cfg.resolved_d_ff, _per_layer(forget_unit_ids, i), fu, "MLP unit", i)
+                )
     elif mode == "expand":
         if fh and cfg.norm == "layernorm" and cfg.positions == "learned":
             raise UserError(
@@ -331,7 +334,9 @@ def import_hf_run(
     path, out = Path(path), Path(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"run directory {out} exists and is not empty; choose another --out or pass --overwrite")
+            raise UserError(
+                f"run directory {out} exists and is not empty; choose another --out or pass --overwrite"
+            )
         if not _is_imported_run(out):
             raise UserError(f"{out} is not a run written by excise import; --overwrite replaces only those")
     model, partition, cfg = import_hf(path, partition_config, mode=mode, **kwargs)
@@ -381,5 +386,7 @@ def cli_import(args) -> int:
         f"{args.forget_mlp_units} forget MLP unit(s) per masked layer) as run {out}: "
         f"{m.n_layers} layers, d_model {m.d_model}, {m.n_heads} heads, d_ff {m.resolved_d_ff}"
     )
-    print(f"continue training: excise train {out / 'config.yaml'} train.init_from={out} --out RUN2 data...=...")
+    print(
+        f"continue training: excise train {out / 'config.yaml'} train.init_from={out} --out RUN2 data...=..."
+    )
     return 0

@@ -151,7 +151,9 @@ def task_loader(path: Path) -> str:
     return loader
 
 
-def write_perplexity_tasks(task_dir: str | Path, files: Mapping[str, Path], text_field: str = "text") -> list[str]:
+def write_perplexity_tasks(
+    task_dir: str | Path, files: Mapping[str, Path], text_field: str = "text"
+) -> list[str]:
     """Write one lm-eval task YAML per domain into ``task_dir``; returns the task names."""
     task_dir = Path(task_dir)
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -183,9 +185,7 @@ def require_lm_eval():
     try:
         import lm_eval  # noqa: F401
     except ImportError:
-        raise UserError(
-            "lm-evaluation-harness is not installed: pip install 'excise[lmeval]'"
-        ) from None
+        raise UserError("lm-evaluation-harness is not installed: pip install 'excise[lmeval]'") from None
     return lm_eval
 
 
@@ -237,15 +237,21 @@ def evaluate_lm_eval(
 def main(argv: list[str] | None = None) -> int:
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m excise.export.lmeval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m excise.export.lmeval", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("model_dir")
     for domain in ("forget", "retain", "adjacent"):
-        parser.add_argument(f"--{domain}", type=Path, help=f"{domain}-domain jsonl / json / csv / parquet / txt")
+        parser.add_argument(
+            f"--{domain}", type=Path, help=f"{domain}-domain jsonl / json / csv / parquet / txt"
+        )
     parser.add_argument("--text-field", default="text")
     parser.add_argument("--max-documents", type=int, default=200)
     parser.add_argument("--lm-eval", action="store_true", help="also run lm-eval's perplexity tasks")
     parser.add_argument("--limit", type=int, default=None, help="lm-eval: documents per task")
-    parser.add_argument("--task-dir", default=None, help="keep the lm-eval task YAMLs here (not in the export)")
+    parser.add_argument(
+        "--task-dir", default=None, help="keep the lm-eval task YAMLs here (not in the export)"
+    )
     args = parser.parse_args(argv)
     files = {d: getattr(args, d) for d in ("forget", "retain", "adjacent") if getattr(args, d)}
     if not files:

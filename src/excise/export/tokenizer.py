@@ -49,9 +49,7 @@ def write_tokenizer(tokenizer_json: Path, out: Path, model_max_length: int) -> d
     try:
         from transformers import PreTrainedTokenizerFast
     except ImportError:
-        raise UserError(
-            "exporting the tokenizer needs transformers: pip install 'excise[hf]'"
-        ) from None
+        raise UserError("exporting the tokenizer needs transformers: pip install 'excise[hf]'") from None
     eot = end_of_text_token(tokenizer_json)
     kwargs = {}
     if eot is not None:

@@ -142,7 +142,9 @@ def unlearn_model(
     log: dict = {"method": method}
     if method == "rmu":
         state.layer, update = rmu_layers(cfg, model.config.n_layers)
-        coef = cfg.steering_coef or default_steering_coef(frozen, forget.to(device), state.layer, cfg.batch_size)
+        coef = cfg.steering_coef or default_steering_coef(
+            frozen, forget.to(device), state.layer, cfg.batch_size
+        )
         u = torch.rand(model.config.d_model, generator=gen)
         state.target = (coef * u / u.norm()).to(device)
         log.update(layer=state.layer, update_layers=update, steering_coef=coef)
@@ -168,8 +170,12 @@ def unlearn_model(
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(saved_flags[n])
-    log.update(first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-               steps=cfg.steps, updated_parameters=sorted(train_names))
+    log.update(
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        steps=cfg.steps,
+        updated_parameters=sorted(train_names),
+    )
     return model, log
 
 
@@ -213,8 +219,16 @@ def unlearn_run(
     save_model(out_dir, model.cpu(), Partition())
     if (run_dir / TOKENIZER).is_file():
         shutil.copyfile(run_dir / TOKENIZER, out_dir / TOKENIZER)
-    write_record(out_dir / META, Meta, run_meta(config, unlearn_method=method, source_run=str(run_dir.resolve()),
-                                                source_method=run.config.method.name))
+    write_record(
+        out_dir / META,
+        Meta,
+        run_meta(
+            config,
+            unlearn_method=method,
+            source_run=str(run_dir.resolve()),
+            source_method=run.config.method.name,
+        ),
+    )
     summary = {k: v for k, v in log.items() if k != "updated_parameters"}
     summary["n_updated_tensors"] = len(log["updated_parameters"])
     write_record(out_dir / SUMMARY, UnlearnSummary, {"unlearn": summary})

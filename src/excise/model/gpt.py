@@ -36,8 +36,6 @@ from excise.model.plan import PLAIN, Mode, Routing, StepPlan
 __all__ = ["GPT", "LayerShape", "Mode", "Routing", "StepPlan", "PLAIN", "forget_grad_linear"]
 
 
-
-
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -62,8 +60,8 @@ class LayerNorm(nn.Module):
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
-    return RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.norm == "rmsnorm" else LayerNorm(
-        cfg.d_model, cfg.norm_eps
+    return (
+        RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.norm == "rmsnorm" else LayerNorm(cfg.d_model, cfg.norm_eps)
     )
 
 
@@ -86,9 +84,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     """Multi-head causal self-attention; heads [n_heads - forget_heads, n_heads) are forget."""
 
-    def __init__(
-        self, cfg: ModelConfig, n_heads: int, forget_heads: int, masked: bool, local: bool
-    ) -> None:
+    def __init__(self, cfg: ModelConfig, n_heads: int, forget_heads: int, masked: bool, local: bool) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.forget_heads = forget_heads
@@ -174,13 +170,21 @@ class MLP(nn.Module):
             routing = Routing.NONE
         r = self.retain_units
         up = split_linear(
-            x, detached_if(self.up_proj.weight, freeze_all), detached_if(self.up_proj.bias, freeze_all),
-            r, ablate, routing,
+            x,
+            detached_if(self.up_proj.weight, freeze_all),
+            detached_if(self.up_proj.bias, freeze_all),
+            r,
+            ablate,
+            routing,
         )
         if self.gated:
             gate = split_linear(
-                x, detached_if(self.gate_proj.weight, freeze_all), detached_if(self.gate_proj.bias, freeze_all),
-                r, ablate, routing,
+                x,
+                detached_if(self.gate_proj.weight, freeze_all),
+                detached_if(self.gate_proj.bias, freeze_all),
+                r,
+                ablate,
+                routing,
             )
             h = F.silu(gate) * up
         else:
@@ -238,9 +242,7 @@ class GPT(nn.Module):
             raise ValueError(f"{len(layer_shapes)} layer shapes for {cfg.n_layers} layers")
         self.layer_shapes = list(layer_shapes)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_embed = (
-            nn.Embedding(cfg.context, cfg.d_model) if cfg.positions == "learned" else None
-        )
+        self.pos_embed = nn.Embedding(cfg.context, cfg.d_model) if cfg.positions == "learned" else None
         self.blocks = nn.ModuleList(
             Block(cfg, s, cfg.attention_type(i) == "local") for i, s in enumerate(layer_shapes)
         )
@@ -290,7 +292,9 @@ class GPT(nn.Module):
         if masked is None:
             masked = [fh > 0 or fu > 0 for fh, fu in zip(forget_heads, forget_mlp_units)]
         shapes = []
-        for block, fh, fu, m, s in zip(self.blocks, forget_heads, forget_mlp_units, masked, self.layer_shapes):
+        for block, fh, fu, m, s in zip(
+            self.blocks, forget_heads, forget_mlp_units, masked, self.layer_shapes
+        ):
             block.attn.forget_heads, block.mlp.forget_units = fh, fu
             block.attn.masked = block.mlp.masked = bool(m)
             shapes.append(LayerShape(s.n_heads, s.d_ff, fh, fu, bool(m)))

@@ -111,7 +111,9 @@ def undiscovered_groups(
         )  # fmt: skip
     references = {
         label: UndiscoveredReference(
-            method=cell["method"], forget=mean_spread(cell["forget"]), retain=mean_spread(cell["retain"]),
+            method=cell["method"],
+            forget=mean_spread(cell["forget"]),
+            retain=mean_spread(cell["retain"]),
             n=len([v for v in cell["forget"] if v is not None]),
         )  # fmt: skip
         for label, cell in refs.items()

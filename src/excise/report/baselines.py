@@ -26,7 +26,12 @@ def comparable_key(r: RunRecord) -> tuple:
     optimisation (a run at another learning rate is not its seed's baseline)."""
     c = r.config
     train = c.get("train") or {}
-    shared = [c.get("model"), c.get("data"), c.get("tokenizer"), {k: train.get(k) for k in COMPARABLE_TRAIN_KEYS}]
+    shared = [
+        c.get("model"),
+        c.get("data"),
+        c.get("tokenizer"),
+        {k: train.get(k) for k in COMPARABLE_TRAIN_KEYS},
+    ]
     return r.seed, json.dumps(shared, sort_keys=True, default=str)
 
 
@@ -40,8 +45,12 @@ def recall_of(r: RunRecord) -> Any:
 def partner(records: list[RunRecord], r: RunRecord, method: str, same_recall: bool) -> RunRecord | None:
     """The trained ``method`` run comparable with ``r`` (see :func:`comparable_key`)."""
     for o in records:
-        if o.method == method and o.kind == "train" and comparable_key(o) == comparable_key(r) \
-                and (not same_recall or recall_of(o) == recall_of(r)):
+        if (
+            o.method == method
+            and o.kind == "train"
+            and comparable_key(o) == comparable_key(r)
+            and (not same_recall or recall_of(o) == recall_of(r))
+        ):
             return o
     return None
 
@@ -117,8 +126,12 @@ def paired_summary(rows: list[PairedComparison]) -> list[PairedSummary]:
         cell[0].append(row.retain_vs_no_filter)
         cell[1].append(row.forget_vs_weak_filter)
     return [
-        PairedSummary(label, mean_spread(pcts), mean_spread(gains),
-                      sum(p is not None or g is not None for p, g in zip(pcts, gains)))  # fmt: skip
+        PairedSummary(
+            label,
+            mean_spread(pcts),
+            mean_spread(gains),
+            sum(p is not None or g is not None for p, g in zip(pcts, gains)),
+        )  # fmt: skip
         for label, (pcts, gains) in by_label.items()
     ]
 

@@ -83,7 +83,8 @@ def prepare_out(out: Path, identity: dict, overwrite: bool) -> str:
     if previous is not None and previous.get("demo") == identity:
         return "continue"
     raise UserError(
-        f"--out {out} is not empty" + (" and holds a different demo or sweep" if previous is not None else "")
+        f"--out {out} is not empty"
+        + (" and holds a different demo or sweep" if previous is not None else "")
         + "; use --overwrite to replace it or choose another --out"
     )
 
@@ -110,7 +111,9 @@ def cli_demo(args) -> int:
     _, records = load_runs(out)
     print()
     print(render_table("readme", records, f"excise report {out} --table readme"))
-    print("\nLosses: nats per token on held-out text, calibrated released models (docs/method.md); "
-          "Spanish is the domain removed (higher = more removed), English the one kept.")
+    print(
+        "\nLosses: nats per token on held-out text, calibrated released models (docs/method.md); "
+        "Spanish is the domain removed (higher = more removed), English the one kept."
+    )
     print(f"wall time {time.time() - started:.0f}s; report: {report}")
     return 0

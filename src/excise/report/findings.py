@@ -36,7 +36,11 @@ def provenance(records: list[RunRecord]) -> str:
         if m.get("git_dirty"):
             commit += " (with uncommitted changes)"
         versions = ", ".join(f"{k} {libs[k]}" for k in LIBRARIES_SHOWN if libs.get(k))
-        cpu = f"; CPU kernels {m['cpu_capability']}" if m.get("cpu_capability") and m.get("device", "cpu") == "cpu" else ""
+        cpu = (
+            f"; CPU kernels {m['cpu_capability']}"
+            if m.get("cpu_capability") and m.get("device", "cpu") == "cpu"
+            else ""
+        )
         stamp = f"excise {m.get('excise', '?')} at commit {commit}; {versions}{cpu}"
         if stamp not in stamps:
             stamps.append(stamp)
@@ -69,7 +73,14 @@ def demo_rows(records: list[RunRecord]) -> list[list[Any]]:
         full = sgtm.final_losses("full")
         rows.append(["SGTM, full model (uncalibrated)", full.get("retain"), full.get("forget"), "–"])
         _, safe = sgtm.released_losses()
-        rows.append(["SGTM, safe model (forget units ablated)", safe.get("retain"), safe.get("forget"), _recovery(sgtm)])
+        rows.append(
+            [
+                "SGTM, safe model (forget units ablated)",
+                safe.get("retain"),
+                safe.get("forget"),
+                _recovery(sgtm),
+            ]
+        )
     names = {"no_filter": "no filter", "weak_filter": "weak filter (skips labelled Spanish)",
              "strict_filter": "strict filter (never sees Spanish)"}  # fmt: skip
     for method, name in names.items():
@@ -82,11 +93,23 @@ def demo_rows(records: list[RunRecord]) -> list[list[Any]]:
     rmu = next((r for r in records if r.kind == "unlearn"), None)
     if rmu is not None:
         _, losses = rmu.released_losses()
-        rows.append([f"no filter + {rmu.method.upper()} unlearning", losses.get("retain"), losses.get("forget"), _recovery(rmu)])
+        rows.append(
+            [
+                f"no filter + {rmu.method.upper()} unlearning",
+                losses.get("retain"),
+                losses.get("forget"),
+                _recovery(rmu),
+            ]
+        )
     return rows
 
 
-DEMO_HEADER = ["model", "English (retain) loss ↓", "Spanish (forget) loss ↑", "attack steps to recover Spanish"]
+DEMO_HEADER = [
+    "model",
+    "English (retain) loss ↓",
+    "Spanish (forget) loss ↑",
+    "attack steps to recover Spanish",
+]
 
 
 @dataclass

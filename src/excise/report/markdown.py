@@ -109,7 +109,9 @@ def results_section(records: list[RunRecord], missing: list[str]) -> list[str]:
     if no_eval:
         missing.append(f"eval.json for {', '.join(no_eval)} (run `excise eval RUN_DIR`)")
     headline = headline_rows(records)
-    which = "calibrated" if all(h["variant"] == "calibrated" for h in headline) else "calibrated where available"
+    which = (
+        "calibrated" if all(h["variant"] == "calibrated" for h in headline) else "calibrated where available"
+    )
     out = ["## Results", "",
            f"Released model, {which} losses; steps to recover = relearning steps until the forget "
            "loss reaches the no-filter model's.", "", headline_table(records), ""]  # fmt: skip
@@ -173,7 +175,9 @@ def paired_curves_table(records: list[RunRecord]) -> str:
     rows = [[s.label, s.step, "–" if s.tokens is None else f"{s.tokens / 1e6:.1f}M",
              signed_pm(s.retain_vs_no_filter, "%", 1), signed_pm(s.forget_vs_weak_filter, "", 3), s.seeds]
             for s in paired_curve_steps(paired_curves(records))]  # fmt: skip
-    return md_table(["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter", "seeds"], rows)
+    return md_table(
+        ["run kind", "step", "tokens", "retain vs no filter", "forget vs weak filter", "seeds"], rows
+    )
 
 
 def tradeoff_section(records: list[RunRecord], plot_dir: Path, missing: list[str]) -> list[str]:
@@ -200,7 +204,9 @@ def undiscovered_section(records: list[RunRecord], plot_dir: Path) -> list[str]:
     plots.plot_undiscovered(groups, plot_dir / "undiscovered.png", references)
     table = [[label, x, pm(f), pm(rt), n] for label, g in groups.items()
              for x, f, rt, n in zip(g.x, g.forget, g.retain, g.n)]  # fmt: skip
-    table += [[label, "(reference)", pm(ref.forget), pm(ref.retain), ref.n] for label, ref in references.items()]
+    table += [
+        [label, "(reference)", pm(ref.forget), pm(ref.retain), ref.n] for label, ref in references.items()
+    ]
     return ["## Loss against the undiscovered-forget rate", "",
             "Released, calibrated losses; mean ± standard deviation over seeds (n runs); dotted "
             "lines: references trained without a recall axis.", "",
@@ -231,7 +237,9 @@ def losses_table(records: list[RunRecord]) -> str:
     """Every final loss of every run: full, ablated and calibrated, per domain."""
     domains = loss_domains(records)
     header = ["run", "method"] + [f"{v} {d}" for v in VARIANTS for d in domains]
-    rows = [[r.name, r.method] + [r.final_losses(v).get(d) for v in VARIANTS for d in domains] for r in records]
+    rows = [
+        [r.name, r.method] + [r.final_losses(v).get(d) for v in VARIANTS for d in domains] for r in records
+    ]
     return md_table(header, rows)
 
 

@@ -132,7 +132,9 @@ def plot_undiscovered(groups: dict[str, UndiscoveredCurve], path: Path,
                 ax.axhline(mean, linestyle=":", color=color_of(ref.method, j + 5), label=label)
         ax.set_xlabel("undiscovered forget rate (1 - recall)")
         ax.set_ylabel(f"{domain} test loss (nats, released model, calibrated)")
-        ax.set_title(f"{domain.capitalize()} loss" + (" (higher = better removal)" if domain == "forget" else ""))
+        ax.set_title(
+            f"{domain.capitalize()} loss" + (" (higher = better removal)" if domain == "forget" else "")
+        )
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     return _save(fig, path)
@@ -227,4 +229,3 @@ def plot_paired_curves(curves: PairedCurves, path: Path) -> Path | None:
     handles, labels = ax_retain.get_legend_handles_labels()
     ax_forget.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
-

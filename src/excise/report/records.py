@@ -51,8 +51,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-
-
 @dataclass
 class RunRecord:
     """Everything the report knows about one run directory (any part may be missing)."""
@@ -131,7 +129,9 @@ def load_record(name: str, run_dir: Path, info: dict | None = None) -> RunRecord
         except (OSError, yaml.YAMLError):
             config = {}
     meta = read_record_lenient(run_dir / META, Meta) or {}
-    method = info.get("method") or meta.get("unlearn_method") or (config.get("method") or {}).get("name") or "?"
+    method = (
+        info.get("method") or meta.get("unlearn_method") or (config.get("method") or {}).get("name") or "?"
+    )
     events = read_events(run_dir / METRICS)
     eval_events = sorted((e for e in events if e.get("event") == "eval"), key=lambda e: e.get("step", 0))
     absorption = [e for e in events if e.get("event") == "absorption"]

@@ -285,6 +285,9 @@ def cli_sweep(args) -> int:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
     started = time.time()
     rows = run_sweep(spec, args.out, list(args.overrides or []), jobs=jobs)
-    print(f"sweep {spec.name}: {len(rows)} runs in {time.time() - started:.0f}s; results in "
-          f"{Path(args.out) / RESULTS_FILE}; `excise report {args.out}` writes the report", file=sys.stdout)
+    print(
+        f"sweep {spec.name}: {len(rows)} runs in {time.time() - started:.0f}s; results in "
+        f"{Path(args.out) / RESULTS_FILE}; `excise report {args.out}` writes the report",
+        file=sys.stdout,
+    )
     return 0

@@ -114,7 +114,9 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def point_config(spec: SweepSpec, values: dict[str, Any], cli_overrides: list[str] = (), jobs: int = 1) -> Config:
+def point_config(
+    spec: SweepSpec, values: dict[str, Any], cli_overrides: list[str] = (), jobs: int = 1
+) -> Config:
     """The resolved config of one point: base < sweep overrides < CLI overrides < grid values."""
     data = read_yaml(spec.base)
     apply_overrides(data, spec.overrides)

@@ -27,8 +27,6 @@ VARIANTS = ("full", "ablated", "calibrated")
 TRAIN_SUMMARY_KEYS = ("steps", "tokens", "wall_seconds", "tokens_per_second", "skipped_steps")
 
 
-
-
 def result_row(root: Path, run: PlannedRun, error: str | None = None) -> dict:
     """One results.jsonl row: grid values, eval figures, relearn and training summaries."""
     d = root / run.name

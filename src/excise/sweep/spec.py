@@ -227,7 +227,9 @@ class SweepSpec(_Strict):
     @classmethod
     def _known_unlearning(cls, method: str | None) -> str | None:
         if method is not None and method not in UNLEARNING_METHODS:
-            raise ValueError(f"unknown unlearning method {method!r}; choose from {', '.join(UNLEARNING_METHODS)}")
+            raise ValueError(
+                f"unknown unlearning method {method!r}; choose from {', '.join(UNLEARNING_METHODS)}"
+            )
         return method
 
     @model_validator(mode="after")

@@ -162,10 +162,14 @@ def restore_latest(run_dir, model, optimizer, device: str) -> dict | None:
         if set(state_dict) != set(expected) or any(
             state_dict[k].shape != v.shape for k, v in expected.items()
         ):
-            wrong = next((k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape), None)
+            wrong = next(
+                (k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape), None
+            )
             detail = (
                 f": {wrong} has shape {tuple(state_dict[wrong].shape)}, the config's model needs "
-                f"{tuple(expected[wrong].shape)}" if wrong else ": its tensor names differ"
+                f"{tuple(expected[wrong].shape)}"
+                if wrong
+                else ": its tensor names differ"
             )
             raise UserError(
                 f"checkpoint {step_dir} was written for another model shape{detail}; resume "
@@ -190,7 +194,10 @@ def save_diagnostic(run_dir: Path, step: int, where: str, batches) -> None:
 
     diag = Path(run_dir) / "diagnostics"
     diag.mkdir(exist_ok=True)
-    save_file({f"micro_batch_{i}": b.cpu() for i, b in enumerate(batches)}, str(diag / f"step-{step:07d}.safetensors"))
+    save_file(
+        {f"micro_batch_{i}": b.cpu() for i, b in enumerate(batches)},
+        str(diag / f"step-{step:07d}.safetensors"),
+    )
     write_json(diag / f"step-{step:07d}.json", {"step": step, "where": where})
 
 

@@ -81,7 +81,9 @@ class _TensorBoard:
         except ImportError as e:
             from excise.errors import UserError
 
-            raise UserError("logging.tensorboard needs the tensorboard package (pip install excise[tracking])") from e
+            raise UserError(
+                "logging.tensorboard needs the tensorboard package (pip install excise[tracking])"
+            ) from e
         self.writer = SummaryWriter(str(logdir), purge_step=purge_step)
 
     def log(self, record: dict) -> None:

@@ -73,15 +73,29 @@ def run_step(s: Session, sl, mode: Mode, lr: float) -> StepResult | None:
     """Train one scheduled step; None when its gradients were not finite (and it was skipped)."""
     mixed = s.config.train.batches == "mixed"
     if mixed:
-        groups = label_groups(s.data.train, sl, s.config.method.name, s.config.train.micro_batch_size,
-                              s.dist.world_size, s.device)
+        groups = label_groups(
+            s.data.train,
+            sl,
+            s.config.method.name,
+            s.config.train.micro_batch_size,
+            s.dist.world_size,
+            s.device,
+        )
         batches = [b for _, group in groups for b in group]
     else:
         batches = micro_batches(s.data.train[sl.domain], sl.indices, s.config, s.dist, s.device)
     try:
         if mixed:
-            result = grouped_train_step(s.forward_model, s.optimizer, s.partition, s.config.method,
-                                        s.config.train, groups, lr, s.autocast)
+            result = grouped_train_step(
+                s.forward_model,
+                s.optimizer,
+                s.partition,
+                s.config.method,
+                s.config.train,
+                groups,
+                lr,
+                s.autocast,
+            )
         else:
             result = train_step(
                 s.forward_model, s.optimizer, s.partition, s.config.method, s.config.train,
@@ -166,7 +180,11 @@ def fit(s: Session, preempt: Preemption) -> StepResult | None:
                 throughput.tokens += last.tokens * s.dist.world_size
         fit_state.step += 1
 
-        if s.dist.main and (fit_state.step % config.logging.every == 0 or fit_state.step == steps) and last is not None:
+        if (
+            s.dist.main
+            and (fit_state.step % config.logging.every == 0 or fit_state.step == steps)
+            and last is not None
+        ):
             tps = throughput.lap()
             s.logger.log({
                 "event": "train", "step": fit_state.step, "loss": last.loss, "lr": lr,

@@ -29,7 +29,9 @@ def label_groups(train: dict, step: MixedStep, method: str, micro: int | None, w
     """``[(mode, [micro-batch tensors])]`` of a mixed step, sequences the method skips left
     out; empty when it skips them all."""
     if world_size > 1:
-        raise UserError("train.batches mixed runs in one process for now; use train.batches pure with torchrun")
+        raise UserError(
+            "train.batches mixed runs in one process for now; use train.batches pure with torchrun"
+        )
     rows: dict[Mode, list[np.ndarray]] = {}
     for domain, index, label in zip(step.domains, step.indices, step.labels):
         mode = get_method(method).mode(label, domain)
@@ -50,8 +52,9 @@ def mixed_mode(method: str, step: MixedStep) -> Mode | None:
     return Mode.DEFAULT if kept else None
 
 
-def grouped_train_step(model, optimizer, partition, method, train, groups, lr: float, autocast=None,
-                       check_finite: bool = True) -> StepResult:
+def grouped_train_step(
+    model, optimizer, partition, method, train, groups, lr: float, autocast=None, check_finite: bool = True
+) -> StepResult:
     """One update from label groups (see the module doc)."""
     gpt = getattr(model, "_orig_mod", model)
     total_rows = sum(b.shape[0] for _, batches in groups for b in batches)

@@ -14,7 +14,11 @@ from excise.model.partition import Partition
 
 
 def eval_losses(
-    model: GPT, partition: Partition, test: dict[str, np.ndarray], config: Config, device: str,
+    model: GPT,
+    partition: Partition,
+    test: dict[str, np.ndarray],
+    config: Config,
+    device: str,
     autocast=None,
 ) -> dict[str, dict[str, float]]:
     """Held-out mean token loss per domain, full and (for partitioned runs) ablated."""
@@ -45,5 +49,7 @@ def absorption(model: GPT, partition: Partition, test: dict[str, np.ndarray], co
     from excise.eval.absorption import gradient_norms
 
     rows = config.eval.batch_size
-    batches = {domain: torch.from_numpy(np.asarray(arr[:rows], dtype=np.int64)) for domain, arr in test.items()}
+    batches = {
+        domain: torch.from_numpy(np.asarray(arr[:rows], dtype=np.int64)) for domain, arr in test.items()
+    }
     return gradient_norms(model, partition, batches, device)

@@ -45,9 +45,7 @@ def make_adamw(
     # Fused AdamW exists on CPU too and is several times faster there than foreach
     # (benchmarks/README.md); the update rule is the same.
     kwargs = {"fused": True}
-    return torch.optim.AdamW(
-        adamw_param_groups(model, weight_decay, decay_on), lr=lr, betas=betas, **kwargs
-    )
+    return torch.optim.AdamW(adamw_param_groups(model, weight_decay, decay_on), lr=lr, betas=betas, **kwargs)
 
 
 @dataclass
@@ -98,12 +96,10 @@ class PartitionedAdamW(torch.optim.Optimizer):
             if not s.ranges:
                 self.segments["retain"].append(_Segment(f"{name}:retain", p, 0, 0, p.shape[0], dec))
                 continue
-            (start, stop), = s.ranges  # one suffix range by construction
+            ((start, stop),) = s.ranges  # one suffix range by construction
             if start > 0:
                 self.segments["retain"].append(_Segment(f"{name}:retain", p, s.dim, 0, start, dec))
-            self.segments["forget"].append(
-                _Segment(f"{name}:forget", p, s.dim, start, stop - start, dec)
-            )
+            self.segments["forget"].append(_Segment(f"{name}:forget", p, s.dim, start, stop - start, dec))
         self.moments: dict[str, dict[str, torch.Tensor]] = {}
         self.steps = {g: 0 for g in GROUPS}
         self.active_groups: tuple[str, ...] = GROUPS

@@ -78,8 +78,7 @@ class Preempted(BaseException):
         when = f"after step {step}" if step is not None else "before training started"
         where = f"; checkpoint {checkpoint}" if checkpoint else ""
         super().__init__(
-            f"preempted by {self.signal} {when}{where}; continue with --resume "
-            f"(exit code {EXIT_PREEMPTED})"
+            f"preempted by {self.signal} {when}{where}; continue with --resume (exit code {EXIT_PREEMPTED})"
         )
 
 

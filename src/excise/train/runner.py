@@ -28,9 +28,7 @@ from excise.train.setup import Session, prepare_run_dir, setup
 from excise.train.step import StepResult
 
 
-def train(
-    config: Config, out: str | Path, resume: bool = False, overwrite: bool = False
-) -> dict:
+def train(config: Config, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
     """Train one run into ``out`` and return its summary (rank 0; other ranks return {})."""
     out = Path(out)
     device = resolve_device(config)

@@ -60,7 +60,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str):
+def build_optimizer(
+    model: nn.Module, partition: Partition, method: MethodConfig, train: TrainConfig, device: str
+):
     betas = (train.beta1, train.beta2)
     if method.partitioned and method.masking == "updates":
         return PartitionedAdamW(
@@ -121,8 +123,15 @@ def train_step(
 
 
 def masked_gradients(
-    model, optimizer, partition: Partition, method: MethodConfig, micro_batches: list[torch.Tensor],
-    mode: Mode, autocast=None, check_finite: bool = True, weights: list[float] | None = None,
+    model,
+    optimizer,
+    partition: Partition,
+    method: MethodConfig,
+    micro_batches: list[torch.Tensor],
+    mode: Mode,
+    autocast=None,
+    check_finite: bool = True,
+    weights: list[float] | None = None,
 ) -> tuple[GPT, Mode, float, int]:
     """The first half of a step: fresh gradients of ``micro_batches`` in ``mode``, averaged
     over ranks and masked by the strategy. Returns (the GPT, the mode actually used, mean
