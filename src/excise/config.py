@@ -135,6 +135,79 @@ class MethodConfig(Section):
         return get_method(self.name).partitioned
 
 
+class LabelMap(Section):
+    """Which values of a label column mean forget / adjacent / retain.
+
+    ``retain: null`` makes every other value retain; a list makes any value in none of the
+    three lists an error (a typo in the data or the recipe is caught, not trained on).
+    """
+
+    field: str = Field("label", description="the column (JSON key) holding the label")
+    forget: list[str] = Field(default_factory=list, description="values meaning forget")
+    adjacent: list[str] = Field(default_factory=list, description="values meaning adjacent")
+    retain: list[str] | None = Field(None, description="values meaning retain; null: all others")
+
+
+class ClassifierConfig(LabelMap):
+    """How each document of ``data.corpus`` gets its label (excise.data.classify).
+
+    column: the corpus's own ``field`` holds the label (mapped by forget/adjacent/retain);
+    keywords: a document matching ``min_matches`` of ``keywords`` is forget (of
+    ``adjacent_keywords``: adjacent), else retain; trained: the built-in token logistic
+    regression, fitted on the labelled ``seed_path`` file (its ``field`` mapped as above).
+    """
+
+    kind: Literal["column", "keywords", "trained"]
+    keywords: list[str] = Field(default_factory=list, description="forget keywords")
+    adjacent_keywords: list[str] = Field(default_factory=list)
+    regex: bool = Field(False, description="keywords are regular expressions, not words")
+    min_matches: int = Field(1, ge=1, description="keyword hits that make a document match")
+    seed_path: str | None = Field(None, description="labelled seed file (kind: trained)")
+    seed_documents: int = Field(400, ge=2, description="seed documents read (kind: trained)")
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> ClassifierConfig:
+        if self.kind == "keywords" and not self.keywords:
+            raise ValueError("labels.classifier.kind keywords needs labels.classifier.keywords")
+        if self.kind == "trained" and self.seed_path is None:
+            raise ValueError("labels.classifier.kind trained needs labels.classifier.seed_path")
+        if self.kind in ("column", "trained") and not self.forget:
+            raise ValueError(f"labels.classifier.kind {self.kind} needs labels.classifier.forget values")
+        return self
+
+
+class CorpusSource(Section):
+    """One mixed corpus: a file or a directory of jsonl / parquet / txt files, streamed."""
+
+    path: str | None = Field(None, description="file or directory (read recursively, sorted)")
+    hub: str | None = Field(None, description="hub dataset id (streamed; needs the network)")
+    hub_config: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    max_documents: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> CorpusSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("data.corpus needs exactly one of path or hub")
+        return self
+
+
+class EvaluationSet(LabelMap):
+    """The user's labelled held-out set: a file, or the corpus's held-out split
+    (``data.test_fraction`` of its documents) labelled by its ``field`` column."""
+
+    path: str | None = Field(None, description="labelled file; null: held-out corpus split")
+    text_field: str = "text"
+    max_documents: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _has_forget(self) -> EvaluationSet:
+        if not self.forget:
+            raise ValueError("data.evaluation.forget must list the label values meaning forget")
+        return self
+
+
 class LabelsConfig(Section):
     """Simulated (or learned) data classifier deciding each step's label.
 
@@ -152,6 +225,9 @@ class LabelsConfig(Section):
     )
     labeller: Literal["simulated", "classifier"] = "simulated"
     seed_documents: int = Field(300, ge=10, description="labelled documents for the classifier")
+    classifier: ClassifierConfig | None = Field(
+        None, description="labels each document of data.corpus (excise.data.classify)"
+    )
 
     @model_validator(mode="after")
     def _one_fp_spec(self) -> LabelsConfig:
@@ -194,12 +270,24 @@ class DataConfig(Section):
     retain: DataSource | None = None
     forget: DataSource | None = None
     adjacent: DataSource | None = None
+    corpus: CorpusSource | None = Field(
+        None, description="one mixed corpus labelled by labels.classifier (docs/corpus.md)"
+    )
+    evaluation: EvaluationSet | None = Field(None, description="labelled held-out set (with corpus)")
     test_fraction: float = Field(0.05, gt=0.0, lt=1.0, description="held-out share, by document")
     cache_dir: str | None = Field(None, description="token cache; default ~/.cache/excise")
 
     @model_validator(mode="after")
     def _has_data(self) -> DataConfig:
         given = [d for d in DOMAINS if getattr(self, d) is not None]
+        if self.corpus is not None:
+            if given or self.path is not None:
+                raise ValueError("give either data.corpus or per-domain sources, not both")
+            if self.evaluation is None:
+                raise ValueError("data.corpus needs data.evaluation (the labelled held-out set)")
+            return self
+        if self.evaluation is not None:
+            raise ValueError("data.evaluation is for data.corpus only")
         if not given and self.builtin is None:
             raise ValueError("data needs data.builtin or data.retain.path and data.forget.path")
         if given:
@@ -220,7 +308,9 @@ class DataConfig(Section):
     @property
     def use_builtin(self) -> bool:
         """Explicit data sources take precedence over the built-in corpus of a recipe."""
-        return self.builtin is not None and self.retain is None and self.forget is None
+        return (
+            self.builtin is not None and self.retain is None and self.forget is None and self.corpus is None
+        )
 
     def sources(self) -> dict[str, DataSource]:
         return {d: s for d in DOMAINS if (s := getattr(self, d)) is not None}
@@ -248,6 +338,11 @@ class TrainConfig(Section):
     steps: int = Field(1000, ge=0, description="optimizer steps")
     batch_size: int = Field(16, ge=1, description="sequences per optimizer step (global)")
     micro_batch_size: int | None = Field(None, ge=1, description="per process; default batch")
+    batches: Literal["pure", "mixed"] = Field(
+        "pure",
+        description="pure: each step from one label pool; mixed: sequences of any "
+        "label in one step, each masked by its own label (excise.train.mixed)",
+    )
     lr: float = Field(1e-3, gt=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="learning rate at the end, x lr")
     warmup_steps: int = Field(50, ge=0)
@@ -400,6 +495,7 @@ class Config(Section):
                 bad = [i for i in p.layers if not 0 <= i < m.n_layers]
                 if bad:
                     problems.append(f"partition.layers {bad} outside 0..{m.n_layers - 1} (model.n_layers)")
+        problems += corpus_problems(self)
         mb = self.train.micro_batch_size
         if mb is not None and self.train.batch_size % mb != 0:
             problems.append(
@@ -409,6 +505,33 @@ class Config(Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def corpus_problems(config: Config) -> list[str]:
+    """Settings that contradict each other around ``data.corpus`` / ``train.batches``."""
+    problems = []
+    corpus, classifier = config.data.corpus, config.labels.classifier
+    if corpus is not None:
+        if classifier is None:
+            problems.append("data.corpus needs labels.classifier (column, keywords or trained)")
+        if config.labels.labeller == "classifier":
+            problems.append(
+                "labels.labeller classifier votes per batch of separate domains; with "
+                "data.corpus use labels.classifier"
+            )
+        if config.tokenizer.train_on != "all" and config.tokenizer.path is None:
+            problems.append(
+                "with data.corpus the tokenizer is trained on the whole corpus: "
+                "leave tokenizer.train_on at all (or give tokenizer.path)"
+            )
+    elif classifier is not None:
+        problems.append("labels.classifier labels data.corpus: set data.corpus")
+    if config.train.batches == "mixed" and config.labels.labeller == "classifier":
+        problems.append(
+            "train.batches mixed labels each sequence; labels.labeller classifier "
+            "votes per batch: use labels.labeller simulated"
+        )
+    return problems
 
 
 # ---------------------------------------------------------------------------------------

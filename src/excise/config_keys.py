@@ -56,6 +56,8 @@ def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[Key]:
         path = f"{prefix}{name}"
         section = _section_class(field.annotation)
         if section is not None:
+            if field.get_default() is None:  # an optional section: itself a key (null = off)
+                keys.append(Key(path, f"{section.__name__} | null", None, field.description or ""))
             keys += config_keys(section, path + ".")
             continue
         default = field.get_default(call_default_factory=True)

@@ -51,7 +51,20 @@ class TokenClassifier:
         same iteration runs on α with the n x n Gram matrix K = XXᵀ (exactly equivalent and
         independent of the feature dimension).
         """
-        x = self.features(tokens)
+        return self._fit_dense(self.features(tokens), labels, steps, lr)
+
+    def fit_documents(
+        self, documents: list[np.ndarray], labels: np.ndarray, steps: int = 300, lr: float = 2.0
+    ) -> TokenClassifier:
+        """:meth:`fit` on whole documents of any length (1-D token arrays), not windows."""
+        x = np.zeros((len(documents), self.dim), dtype=np.float32)
+        for i, doc in enumerate(documents):
+            np.add.at(x[i], self._columns(np.asarray(doc)[None, :])[0], 1.0)
+        np.log1p(x, out=x)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+        return self._fit_dense(x, labels, steps, lr)
+
+    def _fit_dense(self, x: np.ndarray, labels: np.ndarray, steps: int, lr: float) -> TokenClassifier:
         y = labels.astype(np.float64)
         n = len(y)
         gram = (x @ x.T).astype(np.float64)
@@ -70,11 +83,18 @@ class TokenClassifier:
         scores = np.empty(len(tokens), dtype=np.float64)
         for start in range(0, len(tokens), _CHUNK_ROWS):
             for i, row in enumerate(self._columns(np.asarray(tokens[start : start + _CHUNK_ROWS]))):
-                cols, counts = np.unique(row, return_counts=True)
-                values = np.log1p(counts.astype(np.float32))
-                norm = max(float(np.sqrt(values @ values)), 1e-8)
-                scores[start + i] = float(values @ self.weights[cols]) / norm + self.bias
+                scores[start + i] = self._score(row)
         return scores
+
+    def _score(self, row: np.ndarray) -> float:
+        cols, counts = np.unique(row, return_counts=True)
+        values = np.log1p(counts.astype(np.float32))
+        norm = max(float(np.sqrt(values @ values)), 1e-8)
+        return float(values @ self.weights[cols]) / norm + self.bias
+
+    def decision_document(self, document: np.ndarray) -> float:
+        """Logit of "forget" for one whole document (a 1-D token array of any length)."""
+        return self._score(self._columns(np.asarray(document)[None, :])[0])
 
     def predict(self, tokens: np.ndarray) -> np.ndarray:
         """True where a row is classified as forget data."""

@@ -207,6 +207,10 @@ def prepare_data(config: Config, run_dir: Path | None = None, progress: bool = T
     With ``run_dir``, the tokenizer is written to ``run_dir/tokenizer.json``. Cached arrays
     are returned memory-mapped (read-only).
     """
+    if config.data.corpus is not None:  # one mixed corpus labelled by a classifier
+        from excise.data.corpus import prepare_corpus
+
+        return prepare_corpus(config, run_dir, progress)
     corpus = _Corpus(config)
     if "forget" not in corpus.domains or "retain" not in corpus.domains:
         raise UserError("data needs a forget and a retain domain")

@@ -14,6 +14,7 @@ from excise.methods.registry import get_method
 from excise.model.gpt import Mode
 from excise.train import checkpoints
 from excise.train.distributed import Dist, barrier
+from excise.train.mixed import grouped_train_step, label_groups, mixed_mode
 from excise.train.monitor import absorption, eval_losses
 from excise.train.preemption import Preempted, Preemption, signal_name
 from excise.train.setup import Session
@@ -70,12 +71,36 @@ class _Throughput:
 
 def run_step(s: Session, sl, mode: Mode, lr: float) -> StepResult | None:
     """Train one scheduled step; None when its gradients were not finite (and it was skipped)."""
-    batches = micro_batches(s.data.train[sl.domain], sl.indices, s.config, s.dist, s.device)
+    mixed = s.config.train.batches == "mixed"
+    if mixed:
+        groups = label_groups(
+            s.data.train,
+            sl,
+            s.config.method.name,
+            s.config.train.micro_batch_size,
+            s.dist.world_size,
+            s.device,
+        )
+        batches = [b for _, group in groups for b in group]
+    else:
+        batches = micro_batches(s.data.train[sl.domain], sl.indices, s.config, s.dist, s.device)
     try:
-        result = train_step(
-            s.forward_model, s.optimizer, s.partition, s.config.method, s.config.train,
-            batches, mode, lr, autocast=s.autocast,
-        )  # fmt: skip
+        if mixed:
+            result = grouped_train_step(
+                s.forward_model,
+                s.optimizer,
+                s.partition,
+                s.config.method,
+                s.config.train,
+                groups,
+                lr,
+                s.autocast,
+            )
+        else:
+            result = train_step(
+                s.forward_model, s.optimizer, s.partition, s.config.method, s.config.train,
+                batches, mode, lr, autocast=s.autocast,
+            )  # fmt: skip
     except NonFiniteError as e:
         s.fit.nonfinite += 1
         s.logger.log({"event": "nonfinite", "step": s.fit.step, "where": e.where, "domain": sl.domain})
@@ -140,7 +165,10 @@ def fit(s: Session, preempt: Preemption) -> StepResult | None:
     preempt.start_training()
     while fit_state.step < steps:
         sl = s.schedule.at(fit_state.step)
-        mode = step_mode(config.method.name, sl.label, sl.domain)
+        if config.train.batches == "mixed":
+            mode = mixed_mode(config.method.name, sl)
+        else:
+            mode = step_mode(config.method.name, sl.label, sl.domain)
         key = f"{sl.domain}/{sl.label}"
         fit_state.label_counts[key] = fit_state.label_counts.get(key, 0) + 1
         lr = lr_at(fit_state.step, config.train)

@@ -159,6 +159,8 @@ def setup(config: Config, out: Path, resume: bool, device: str, d: Dist) -> Sess
         model, partition = start_from(config, model, partition)
     model.to(device)
     optimizer = build_optimizer(model, partition, config.method, config.train, device)
+    if config.train.batches == "mixed":  # per-sequence labels (excise.train.mixed)
+        from excise.data.mixed import MixedSchedule as StepSchedule
     schedule = StepSchedule(config, {k: len(v) for k, v in data.train.items()}, data.forget_flags)
     fit = Fit()
     if resume:

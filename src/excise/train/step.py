@@ -114,6 +114,29 @@ def train_step(
     ``torch.compile(gpt)``: it runs the forward; masks and norms act on the GPT itself,
     whose parameter names are the partition's (the compiled wrapper prefixes them).
     """
+    model, mode, total_loss, tokens = masked_gradients(
+        model, optimizer, partition, method, micro_batches, mode, autocast, check_finite
+    )
+    limit_to_mode(optimizer, mode, method.mask_shared)
+    norm = clip_and_update(model, optimizer, train.grad_clip, lr, check_finite)
+    return StepResult(total_loss, norm, tokens)
+
+
+def masked_gradients(
+    model,
+    optimizer,
+    partition: Partition,
+    method: MethodConfig,
+    micro_batches: list[torch.Tensor],
+    mode: Mode,
+    autocast=None,
+    check_finite: bool = True,
+    weights: list[float] | None = None,
+) -> tuple[GPT, Mode, float, int]:
+    """The first half of a step: fresh gradients of ``micro_batches`` in ``mode``, averaged
+    over ranks and masked by the strategy. Returns (the GPT, the mode actually used, mean
+    loss, tokens). ``weights`` (default ``1 / len(micro_batches)`` each) weigh micro-batches
+    of unequal size."""
     forward, model = model, getattr(model, "_orig_mod", model)
     strategy_name = get_method(method.name).strategy
     strategy: Strategy | None = get_strategy(strategy_name) if strategy_name else None
@@ -124,21 +147,23 @@ def train_step(
     n_micro = len(micro_batches)
     total_loss = 0.0
     tokens = 0
-    for batch in micro_batches:
+    for i, batch in enumerate(micro_batches):
         inputs, targets = batch[:, :-1], batch[:, 1:]
         with autocast if autocast is not None else contextlib.nullcontext():
             loss = forward(inputs, targets, plan)
         if check_finite and not torch.isfinite(loss):
             raise NonFiniteError("loss")
-        (loss / n_micro).backward()
-        total_loss += float(loss.detach()) / n_micro
+        if weights is None:
+            (loss / n_micro).backward()
+            total_loss += float(loss.detach()) / n_micro
+        else:
+            (loss * weights[i]).backward()
+            total_loss += float(loss.detach()) * weights[i]
         tokens += targets.numel()
     all_reduce_grads(model)
     if strategy is not None:
         strategy.after_backward(model, partition, mode, method.mask_shared)
-    limit_to_mode(optimizer, mode, method.mask_shared)
-    norm = clip_and_update(model, optimizer, train.grad_clip, lr, check_finite)
-    return StepResult(total_loss, norm, tokens)
+    return model, mode, total_loss, tokens
 
 
 def clip_and_update(
@@ -150,6 +175,14 @@ def clip_and_update(
     Returns the norm before clipping; raises :class:`NonFiniteError` before any weight
     changes if a gradient is not finite.
     """
+    norm = clip_gradients(model, grad_clip, check_finite)
+    set_lr(optimizer, lr)
+    optimizer.step()
+    return norm
+
+
+def clip_gradients(model: nn.Module, grad_clip: float, check_finite: bool = True) -> float:
+    """Clip the gradients' global norm to ``grad_clip`` (0: off); return the norm before."""
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     if check_finite and not torch.isfinite(norm):
@@ -157,6 +190,4 @@ def clip_and_update(
     if grad_clip > 0:
         # takes the parameters (it scales their .grad), not the gradient tensors
         torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
-    set_lr(optimizer, lr)
-    optimizer.step()
     return float(norm)
