@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from excise.data.sources import DataError, _format_of, _open, _text_of, hub_reachable
+from excise.data.sources import DataError, _format_of, _open, _text_of, hub_reachable, open_parquet
 from excise.errors import UserError
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".txt", ".parquet")
@@ -68,18 +68,7 @@ def _txt_records(path: Path, fields: tuple[str, ...]) -> Iterator[Record]:
 
 
 def _parquet_records(path: Path, text_field: str, fields: tuple[str, ...]) -> Iterator[Record]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{path}: reading parquet needs pyarrow (pip install 'excise[hf]')") from None
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{path}: not a readable parquet file ({e})") from None
-    names = pf.schema_arrow.names
-    for name in (text_field, *fields):
-        if name not in names:
-            raise DataError(f"{path}: no column {name!r} (columns: {', '.join(names)})")
+    pf = open_parquet(path, [text_field, *fields])
     for batch in pf.iter_batches(columns=sorted({text_field, *fields}), batch_size=2048):
         for index, row in enumerate(batch.to_pylist()):
             if row[text_field] is not None:

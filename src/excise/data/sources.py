@@ -217,7 +217,9 @@ def _iter_txt(path: Path, conditions: list[Condition]) -> Iterator[str]:
         yield "\n".join(paragraph)
 
 
-def _iter_parquet(path: Path, text_field: str, conditions: list[Condition]) -> Iterator[str]:
+def open_parquet(path: Path, columns: list[str]):
+    """A ``pyarrow.parquet.ParquetFile`` that has every one of ``columns``; clear errors
+    for a missing pyarrow, a corrupt file or a missing column."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -227,10 +229,15 @@ def _iter_parquet(path: Path, text_field: str, conditions: list[Condition]) -> I
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise DataError(f"{path}: not a readable parquet file ({e})") from None
     names = pf.schema_arrow.names
-    wanted = [text_field] + [c.field for c in conditions if c.field != text_field]
-    for name in wanted:
+    for name in columns:
         if name not in names:
             raise DataError(f"{path}: no column {name!r} (columns: {', '.join(names)})")
+    return pf
+
+
+def _iter_parquet(path: Path, text_field: str, conditions: list[Condition]) -> Iterator[str]:
+    wanted = [text_field] + [c.field for c in conditions if c.field != text_field]
+    pf = open_parquet(path, wanted)
     row_index = 0
     for batch in pf.iter_batches(columns=sorted(set(wanted)), batch_size=4096):
         for row in batch.to_pylist():
