@@ -92,6 +92,53 @@ def test_keyword_labels_give_pools_and_a_measured_report(tmp_path):
     assert json.loads((tmp_path / "labeller.json").read_text())["precision"] == report["precision"]
 
 
+def test_pools_are_the_documents_encode_batch_gives_in_corpus_order(tmp_path, monkeypatch):
+    """Chunks are tokenized ahead in a thread with ``encode_batch_fast``: every pool must
+    still be its documents' ``encode_batch`` ids plus EOS, in corpus order, cut into windows."""
+    import excise.data.corpus as corpus
+    from excise.data.corpus import held_out
+    from excise.data.tokenizer import eos_id
+
+    monkeypatch.setattr(corpus, "CHUNK_CHARACTERS", 2000)  # many chunks in flight
+    config = _config(tmp_path)
+    data = _prepare(config)
+    rows = [json.loads(line) for line in open(config.data.corpus.path)]
+    test = held_out(np.arange(len(rows)), 0, 0.25)
+    encoded = data.tokenizer.encode_batch([r["text"] for r in rows], add_special_tokens=False)
+    streams: dict[str, list[int]] = {}
+    for row, is_test, e in zip(rows, test, encoded, strict=True):
+        if is_test:
+            true = {"biology": "forget", "medicine": "adjacent"}.get(row["topic"], "retain")
+            name = "t" + true
+        else:
+            name = "forget" if any(w in row["text"].split() for w in ("cell", "gene")) else "retain"
+        streams.setdefault(name, []).extend(e.ids + [eos_id(data.tokenizer)])
+    window = config.model.context + 1
+    got = {**data.train, **{"t" + k: v for k, v in data.test.items()}}
+    assert got.keys() == streams.keys()
+    for name, ids in streams.items():
+        n = len(ids) // window
+        assert np.array_equal(np.array(got[name]), np.asarray(ids[: n * window]).reshape(n, window)), name
+
+
+def test_fast_encoding_gives_the_ids_of_encode_batch(tmp_path):
+    from excise.data.corpus import _tokenized
+    from excise.data.tokenizer import train_tokenizer
+
+    texts = [
+        "plain words here",
+        "",
+        "  leading spaces\tand\ttabs\n",
+        "naïve café — ñandú 日本語 🙂",
+        "x" * 5000,
+    ]
+    tokenizer = train_tokenizer(iter(texts * 20), 300, False)
+    chunks = [[((t, {}), i)] for i, t in enumerate(texts)]
+    got = [ids for _, (ids,) in _tokenized(iter(chunks), tokenizer, np.dtype(np.uint16))]
+    want = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert [g.tolist() for g in got] == want
+
+
 def test_a_killed_preparation_continues_to_the_same_arrays(tmp_path, monkeypatch):
     import excise.data.corpus as corpus
     from excise.data.classify import DocumentClassifier

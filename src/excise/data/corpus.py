@@ -1,7 +1,8 @@
 """``data.corpus``: one mixed corpus → labelled pools of packed windows, in bounded memory.
 
 Documents stream through in chunks of about ``CHUNK_CHARACTERS`` of text. Each chunk is
-tokenized with one ``encode_batch`` call (the tokenizer spreads it over every core), each
+tokenized with one ``encode_batch_fast`` call (the tokenizer spreads it over every core) in a
+thread, one chunk ahead of the labelling and writing, which are single-threaded. Each
 document is labelled by ``labels.classifier`` and appended with EOS to the token stream of
 its pool (``train_forget`` / ``train_adjacent`` / ``train_retain``: documents of one label
 per sequence) or, for the labelled held-out documents, to ``test_<true domain>``. After
@@ -186,7 +187,8 @@ def _build(
         for phase, stream in phases:
             done = state["phases"][phase]
             numbered = itertools.islice(enumerate(stream), done, None)
-            for chunk in _prefetch(_chunks(((r, i) for i, r in numbered))):
+            tokenized = _tokenized(_chunks((r, i) for i, r in numbered), tokenizer, dtype)
+            for chunk, ids in _prefetch(tokenized):
                 texts = [r[0] for r, _ in chunk]
                 indices = np.asarray([i for _, i in chunk])
                 is_test = (
@@ -198,8 +200,6 @@ def _build(
                         else np.zeros(len(chunk), bool)
                     )
                 )
-                encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
-                ids = [np.asarray(e.ids, dtype=dtype) for e in encoded]
                 predicted = classifier.label(texts, [r[1] for r, _ in chunk], ids)
                 pieces: dict[str, list[np.ndarray]] = {}
                 for (text, row), test, pred, tokens in zip((r for r, _ in chunk), is_test, predicted, ids):
@@ -291,16 +291,26 @@ def _windows_file(raw: Path, n_tokens: int, window: int, out: Path, dtype: np.dt
     return n_rows
 
 
-def _prefetch(chunks: Iterator[list]) -> Iterator[list]:
-    """The next chunk is read and parsed in a thread while the current one is tokenized
-    (``encode_batch`` releases the GIL)."""
+def _tokenized(chunks: Iterator[list], tokenizer: Tokenizer, dtype: np.dtype) -> Iterator[tuple]:
+    """Each chunk with its documents' token ids. ``encode_batch_fast`` gives the ids of
+    ``encode_batch`` without computing character offsets, which nothing here reads."""
+    for chunk in chunks:
+        encoded = tokenizer.encode_batch_fast([r[0][0] for r in chunk], add_special_tokens=False)
+        yield chunk, [np.asarray(e.ids, dtype=dtype) for e in encoded]
+
+
+def _prefetch(items: Iterator) -> Iterator:
+    """The next item is produced in a thread while the caller works on the current one:
+    the next chunk is read, parsed and tokenized (``encode_batch_fast`` releases the GIL
+    and uses every core) while this one is labelled and written, so that single-threaded
+    work does not leave a core idle."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(next, chunks, None)
-        while (chunk := pending.result()) is not None:
-            pending = pool.submit(next, chunks, None)
-            yield chunk
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _cache_key(config: Config, tokenizer: Tokenizer, corpus_fp: dict) -> str:
